@@ -1,0 +1,2 @@
+"""fitcheck nodes."""
+NODES = []

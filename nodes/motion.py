@@ -1,0 +1,2 @@
+"""motion nodes."""
+NODES = []

@@ -1,0 +1,2 @@
+"""painting nodes."""
+NODES = []

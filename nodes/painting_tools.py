@@ -1,0 +1,2 @@
+"""painting_tools nodes."""
+NODES = []

@@ -1,0 +1,2 @@
+"""selfie nodes."""
+NODES = []

@@ -1,0 +1,2 @@
+"""tokenizer nodes."""
+NODES = []

@@ -1,0 +1,1 @@
+"""The methods in plain torch / diffusers / transformers. Nothing here imports ComfyUI."""

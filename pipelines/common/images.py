@@ -1,0 +1,80 @@
+"""Conversions between ComfyUI's layouts and what models take.
+
+IMAGE is [B, H, W, C] float in 0..1, MASK is [B, H, W] float in 0..1. Models take
+[B, C, H, W]; diffusers VAEs take -1..1.
+"""
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import InputError
+
+
+def image_to_bchw(image: torch.Tensor) -> torch.Tensor:
+    """IMAGE [B,H,W,C] -> [B,C,H,W] (RGB; an alpha channel is dropped)."""
+    if image.ndim == 3:
+        image = image.unsqueeze(0)
+    if image.ndim != 4:
+        raise InputError(f"Expected an IMAGE of shape [B,H,W,C], got shape {tuple(image.shape)}.")
+    return image[..., :3].permute(0, 3, 1, 2).contiguous()
+
+
+def bchw_to_image(x: torch.Tensor) -> torch.Tensor:
+    """[B,C,H,W] -> IMAGE [B,H,W,C], clamped to 0..1."""
+    return x.clamp(0, 1).permute(0, 2, 3, 1).contiguous()
+
+
+def mask_to_b1hw(mask: torch.Tensor) -> torch.Tensor:
+    """MASK [B,H,W] or [H,W] -> [B,1,H,W]."""
+    if mask.ndim == 2:
+        mask = mask.unsqueeze(0)
+    if mask.ndim != 3:
+        raise InputError(f"Expected a MASK of shape [B,H,W], got shape {tuple(mask.shape)}.")
+    return mask.unsqueeze(1)
+
+
+def to_signed(x: torch.Tensor) -> torch.Tensor:
+    """0..1 -> -1..1 (VAE input range)."""
+    return x * 2.0 - 1.0
+
+
+def to_unsigned(x: torch.Tensor) -> torch.Tensor:
+    """-1..1 -> 0..1."""
+    return ((x + 1.0) / 2.0).clamp(0, 1)
+
+
+def pil_to_image(img: Image.Image) -> torch.Tensor:
+    """PIL -> IMAGE [1,H,W,3]."""
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).unsqueeze(0)
+
+
+def image_to_pils(image: torch.Tensor) -> list:
+    """IMAGE [B,H,W,C] -> list of RGB PIL images."""
+    arr = (image[..., :3].clamp(0, 1).cpu().numpy() * 255.0).round().astype(np.uint8)
+    return [Image.fromarray(a) for a in arr]
+
+
+def image_to_uint8(image: torch.Tensor) -> np.ndarray:
+    """IMAGE [B,H,W,C] -> uint8 numpy [B,H,W,3] (for mediapipe / OpenCV)."""
+    return (image[..., :3].clamp(0, 1).cpu().numpy() * 255.0).round().astype(np.uint8)
+
+
+def match_batch(x: torch.Tensor, batch: int, what: str) -> torch.Tensor:
+    """Broadcast a batch of 1 to ``batch``; any other mismatch is the user's to fix."""
+    if x.shape[0] == batch:
+        return x
+    if x.shape[0] == 1:
+        return x.expand(batch, *x.shape[1:])
+    raise InputError(f"{what} has a batch of {x.shape[0]} but {batch} was expected (or 1 to share).")
+
+
+def require_same_size(a: torch.Tensor, b: torch.Tensor, what_a: str, what_b: str) -> None:
+    """Both IMAGE/MASK-shaped tensors must share H and W."""
+    ha, wa = a.shape[1], a.shape[2]
+    hb, wb = b.shape[1], b.shape[2]
+    if (ha, wa) != (hb, wb):
+        raise InputError(
+            f"{what_a} is {wa}x{ha} but {what_b} is {wb}x{hb}; resize one of them "
+            "(e.g. with the core 'Upscale Image' node) so they match."
+        )

@@ -1,0 +1,61 @@
+"""Example inputs the shipped workflows load by name, written into ComfyUI's input folder.
+
+All come from packages (public-domain / CC images in scikit-image, matplotlib and
+scikit-learn), so nothing is downloaded.
+"""
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def _astronaut():
+    from skimage import data
+
+    return data.astronaut()
+
+
+def _grace_hopper():
+    import matplotlib.cbook as cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        return np.asarray(Image.open(f).convert("RGB"))
+
+
+def _china():
+    from sklearn.datasets import load_sample_image
+
+    return load_sample_image("china.jpg")
+
+
+def _chelsea():
+    from skimage import data
+
+    return data.chelsea()
+
+
+def _coffee():
+    from skimage import data
+
+    return data.coffee()
+
+
+EXAMPLES = {
+    "recompose_astronaut.png": _astronaut,
+    "recompose_grace_hopper.png": _grace_hopper,
+    "recompose_china.png": _china,
+    "recompose_chelsea.png": _chelsea,
+    "recompose_coffee.png": _coffee,
+}
+
+
+def write_example_inputs(input_dir) -> list[Path]:
+    input_dir = Path(input_dir)
+    input_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, make in EXAMPLES.items():
+        path = input_dir / name
+        if not path.exists():
+            Image.fromarray(make()).save(path)
+        written.append(path)
+    return written

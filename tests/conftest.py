@@ -1,0 +1,5 @@
+"""Shared test setup: the repo root is importable (``pipelines``, ``scripts.harness``)."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
