@@ -32,18 +32,19 @@ class WorkflowError(RuntimeError):
 
 
 class ComfyServer:
-    def __init__(self, base_dir: Path, python: str = sys.executable, extra_args=()):
+    def __init__(self, base_dir: Path, python: str = sys.executable, output_dir: Path = None):
         self.base = Path(base_dir)
         self.python = python
-        self.extra_args = list(extra_args)
+        self.output_dir = Path(output_dir) if output_dir else self.base / "output"
         self.port = None
         self.proc = None
         self.log_path = self.base / "server.log"
 
     # -- lifecycle -------------------------------------------------------
     def prepare(self) -> None:
-        for sub in ("custom_nodes", "models", "input", "output", "temp", "user"):
+        for sub in ("custom_nodes", "models", "input", "temp", "user"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
         link = self.base / "custom_nodes" / PACK_NAME
         if not link.exists():
             link.symlink_to(REPO, target_is_directory=True)
@@ -53,7 +54,7 @@ class ComfyServer:
         self.port = free_port()
         cmd = [self.python, str(COMFY_DIR / "main.py"), "--cpu", "--listen", "127.0.0.1",
                "--port", str(self.port), "--base-directory", str(self.base),
-               "--disable-auto-launch", *self.extra_args]
+               "--output-directory", str(self.output_dir), "--disable-auto-launch"]
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, cwd=COMFY_DIR, stdout=self._log, stderr=subprocess.STDOUT,
@@ -145,5 +146,5 @@ class ComfyServer:
                     continue
                 for item in items:
                     if isinstance(item, dict) and "filename" in item and item.get("type") == "output":
-                        paths.append(self.base / "output" / item.get("subfolder", "") / item["filename"])
+                        paths.append(self.output_dir / item.get("subfolder", "") / item["filename"])
         return paths
