@@ -19,8 +19,26 @@ def build_fixture_models(models_dir: Path) -> None:
         module.build(models_dir)
 
 
+SKIP_PARTS = {"__pycache__", ".git", ".venv", ".comfyui", ".cache", "node_modules", "output", "out"}
+
+
+def pack_files() -> dict:
+    """path -> mtime of the pack's own files (build and test outputs excluded)."""
+    files = {}
+    for path in REPO.rglob("*"):
+        rel = path.relative_to(REPO)
+        if path.is_file() and not SKIP_PARTS.intersection(rel.parts):
+            files[str(rel)] = path.stat().st_mtime
+    return files
+
+
 @pytest.fixture(scope="session")
-def comfy():
+def pack_before_server():
+    return pack_files()
+
+
+@pytest.fixture(scope="session")
+def comfy(pack_before_server):
     base = OUT / "comfy"
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)

@@ -59,3 +59,10 @@ def test_server_keeps_working_after_a_failed_prompt(comfy, object_info):
             "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
     entry = comfy.run(good, timeout=60)
     assert entry["status"]["status_str"] == "success"
+
+
+def test_nodes_md_lists_every_node(object_info):
+    from scripts.list_nodes import render
+    from scripts.harness.server import REPO
+
+    assert (REPO / "NODES.md").read_text() == render(object_info), "run: .venv/bin/python scripts/list_nodes.py"

@@ -12,6 +12,7 @@ from scripts.harness.builder import UIWorkflow
 from scripts.harness.server import REPO
 from scripts.harness.workflow import ui_to_api
 
+from .conftest import pack_files
 from .workflows import WORKFLOWS
 
 IDS = [p.stem for p in WORKFLOWS]
@@ -41,3 +42,10 @@ def test_workflow_matches_its_spec(object_info, path):
     wf = UIWorkflow(object_info)
     spec.build(wf)
     assert json.loads(wf.dumps()) == json.loads(path.read_text()), "run: .venv/bin/python scripts/build_workflows.py"
+
+
+def test_running_wrote_nothing_inside_the_pack_folder(comfy, pack_before_server):
+    """Runs after the workflows in this module: nothing new or changed in the pack."""
+    after = pack_files()
+    changed = sorted(k for k in after if pack_before_server.get(k) != after[k])
+    assert not changed, changed
