@@ -40,12 +40,23 @@ def _coffee():
     return data.coffee()
 
 
+def _imu_recording():
+    """A phone recording (Sensor Logger columns) of clip 7 of the built-in motion database,
+    time-warped and noisy like a real one: retrieval should find that clip."""
+    from pipelines.motion.database import MotionDatabase
+    from pipelines.motion.synthetic import imu_csv, noisy_query
+
+    clip = MotionDatabase.synthetic(8).clips[7]
+    return imu_csv(noisy_query(clip.trajectory, np.random.default_rng(7)))
+
+
 EXAMPLES = {
     "recompose_astronaut.png": _astronaut,
     "recompose_grace_hopper.png": _grace_hopper,
     "recompose_china.png": _china,
     "recompose_chelsea.png": _chelsea,
     "recompose_coffee.png": _coffee,
+    "recompose_imu_walk.csv": _imu_recording,
 }
 
 
@@ -56,6 +67,10 @@ def write_example_inputs(input_dir) -> list[Path]:
     for name, make in EXAMPLES.items():
         path = input_dir / name
         if not path.exists():
-            Image.fromarray(make()).save(path)
+            made = make()
+            if isinstance(made, str):
+                path.write_text(made)
+            else:
+                Image.fromarray(made).save(path)
         written.append(path)
     return written

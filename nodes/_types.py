@@ -1,0 +1,4 @@
+"""Custom socket types shared by several families (one definition each)."""
+from comfy_api.latest import io
+
+PoseKeypoint = io.Custom("POSE_KEYPOINT")  # the community OpenPose JSON list (comfyui_controlnet_aux)

@@ -1,0 +1,109 @@
+"""Motion retrieval by dynamic time warping (thesis eq. 4.1):
+
+    D_i = DTW(yaw, yaw_i) + alpha * DTW(translation, translation_i),   alpha = 0.1
+
+Yaw is compared on the circle: each sample is embedded as (cos, sin), whose Euclidean
+distance grows monotonically with the wrapped angle difference, so 359 deg and 1 deg are
+close while a full twirl still differs from standing still. Both series are smoothed
+(0.15 s) and compared at 10 fps inside a Sakoe-Chiba band of 15 % of the query's length
+(tempo differences up to that much are absorbed; motions that differ only by much
+slower or faster segments stay apart). The DTWs run in
+dtaidistance's C library; candidates are visited in order of a lower bound (the DTW
+path always pairs the two last samples) and exact distances stop once no remaining
+bound can beat the current k-th best.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from dtaidistance import dtw_ndim
+from scipy.ndimage import gaussian_filter1d
+
+from ..common import InputError
+from .trajectory import Trajectory
+
+ALPHA = 0.1
+SMOOTH_S = 0.15
+BATCH = 1024  # one C call scans small databases; bounds prune larger ones
+
+
+@dataclass
+class Match:
+    index: int
+    name: str
+    distance: float
+    yaw_distance: float
+    translation_distance: float
+
+
+def _features(traj: Trajectory, fps: float, smooth_s: float = SMOOTH_S) -> tuple:
+    """(cos, sin) of relative yaw and relative translation, low-passed then resampled
+    (IMU yaw jitters; the database's does not: smoothing both compares their shapes)."""
+    sigma = smooth_s * traj.fps
+    # yaw is unwrapped, so smoothing it keeps fast twirls (smoothing cos/sin would not)
+    yaw = gaussian_filter1d(np.unwrap(traj.yaw), sigma, mode="nearest")
+    trans = gaussian_filter1d(traj.translation, sigma, axis=0, mode="nearest")
+    smoothed = Trajectory(yaw, trans, traj.fps)
+    rel = smoothed.resampled(fps).relative()
+    yaw = np.ascontiguousarray(np.stack([np.cos(rel.yaw), np.sin(rel.yaw)], 1))
+    return yaw, np.ascontiguousarray(rel.translation)
+
+
+class MotionIndex:
+    """Pre-computed retrieval features of a database (resampled to a common rate)."""
+
+    def __init__(self, trajectories: list, names: list, fps: float = 10.0):
+        self.fps = fps
+        self.names = list(names)
+        feats = [_features(t, fps) for t in trajectories]
+        self.yaw = [f[0] for f in feats]
+        self.translation = [f[1] for f in feats]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def lower_bounds(self, q_yaw: np.ndarray, q_trans: np.ndarray, alpha: float) -> np.ndarray:
+        last_yaw = np.stack([y[-1] for y in self.yaw])
+        last_trans = np.stack([t[-1] for t in self.translation])
+        return np.linalg.norm(last_yaw - q_yaw[-1], axis=1) + alpha * np.linalg.norm(last_trans - q_trans[-1], axis=1)
+
+    def exact(self, idx: np.ndarray, q_yaw: np.ndarray, q_trans: np.ndarray, window: int, alpha: float) -> tuple:
+        d_yaw = _dtw_row(q_yaw, [self.yaw[i] for i in idx], window)
+        d_trans = _dtw_row(q_trans, [self.translation[i] for i in idx], window)
+        return d_yaw + alpha * d_trans, d_yaw, d_trans
+
+
+def _dtw_row(query: np.ndarray, series: list, window: int) -> np.ndarray:
+    """DTW from the query to each series, in C (OpenMP across series)."""
+    data = [query] + series
+    w = None
+    if window:
+        w = max(window, max(abs(len(s) - len(query)) for s in series) + 1)
+    row = dtw_ndim.distance_matrix_fast(data, block=((0, 1), (1, len(data))), compact=True,
+                                        parallel=True, window=w)
+    return np.asarray(row, dtype=np.float64)
+
+
+def dtw_retrieve(query: Trajectory, index: MotionIndex, k: int = 5, alpha: float = ALPHA,
+                 window_fraction: float = 0.15, progress=None) -> list:
+    """Top-k database motions for an IMU trajectory, best first."""
+    if len(index) == 0:
+        raise InputError("The motion database is empty.")
+    if query.duration_s < 1.0:
+        raise InputError(f"The query motion lasts {query.duration_s:.2f} s; at least 1 s is needed.")
+    q_yaw, q_trans = _features(query, index.fps)
+    window = int(window_fraction * len(q_yaw)) if window_fraction else 0
+    k = min(k, len(index))
+    bounds = index.lower_bounds(q_yaw, q_trans, alpha)
+    order = np.argsort(bounds)
+    best = []  # (distance, index, d_yaw, d_trans)
+    for start in range(0, len(order), BATCH):
+        idx = order[start:start + BATCH]
+        if len(best) >= k and bounds[idx[0]] >= best[k - 1][0]:
+            break  # no remaining candidate can enter the top-k
+        total, d_yaw, d_trans = index.exact(idx, q_yaw, q_trans, window, alpha)
+        best.extend(zip(total, idx, d_yaw, d_trans))
+        best.sort(key=lambda m: m[0])
+        best = best[:k]
+        if progress is not None:
+            progress.step()
+    return [Match(int(i), index.names[i], float(d), float(dy), float(dt)) for d, i, dy, dt in best]
