@@ -150,11 +150,11 @@ class RecomposeRetrieveMotion(io.ComfyNode):
 
     @classmethod
     def execute(cls, motion_db, motion, top_k, pick, alpha, max_frames) -> io.NodeOutput:
-        from ..pipelines.motion.retrieval import dtw_retrieve
+        from ..pipelines.motion.retrieval import BATCH, dtw_retrieve
 
         db, index = motion_db
         k = max(top_k, pick + 1)
-        matches = dtw_retrieve(motion, index, k=k, alpha=alpha, progress=progress(-(-len(index) // 64)))
+        matches = dtw_retrieve(motion, index, k=k, alpha=alpha, progress=progress(-(-len(index) // BATCH)))
         if pick >= len(matches):
             raise InputError(f"pick={pick} but the database has only {len(matches)} motions.")
         clip = db.clips[matches[pick].index]

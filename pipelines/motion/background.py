@@ -86,8 +86,13 @@ def place_on_ground(poses: list, floor_mask: np.ndarray, height_fraction: float 
     visible = first[first[:, 2] > 0]
     height = np.ptp(visible[:, 1]) if len(visible) > 1 else 1.0
     scale = height_fraction * h / max(height, 1e-6)
-    feet_y = max(kp[list(FEET), 1].max() for people in frames for kp in people[:1])
-    feet_x = first[list(FEET), 0].mean()
+    feet = [kp[list(FEET)] for people in frames for kp in people[:1]]
+    seen = [f[f[:, 2] > 0] for f in feet]  # hidden joints are stored as (0, 0, 0)
+    if not any(len(f) for f in seen):
+        raise InputError("No frame shows the ankles; the poses cannot be stood on the floor.")
+    feet_y = max(f[:, 1].max() for f in seen if len(f))
+    first_feet = seen[0] if len(seen[0]) else next(f for f in seen if len(f))
+    feet_x = first_feet[:, 0].mean()
     target = np.array([np.median(xs), np.median(ys)])
     offset = target - scale * np.array([feet_x, feet_y])
     out = []

@@ -54,15 +54,38 @@ def _find_columns(header: list) -> dict:
     return found
 
 
+def _parse_datetime(v: str) -> float:
+    """Seconds since the epoch of an ISO-like date ("2019-03-06 13:41:47.862 +0100")."""
+    v = v.strip()
+    m = re.match(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s*(Z|[+-]\d{2}:?\d{2})?$", v)
+    if not m:
+        raise InputError(f"Cannot read the IMU time value {v!r}: expected seconds or an ISO date-time.")
+    t = np.datetime64(f"{m.group(1)}T{m.group(2)[:15]}").astype("datetime64[us]").astype(np.int64) / 1e6
+    tz = m.group(3)
+    if tz and tz != "Z":
+        sign = 1 if tz[0] == "+" else -1
+        t -= sign * (int(tz[1:3]) * 3600 + int(tz[-2:]) * 60)
+    return t
+
+
 def _parse_time(values: list) -> np.ndarray:
     try:
         t = np.array([float(v) if v.strip() else np.nan for v in values])
     except ValueError:  # ISO date strings (SensorLog's loggingTime)
-        t = np.array([np.datetime64(v.strip().replace(" ", "T")[:26]).astype("datetime64[us]").astype(np.int64) / 1e6
-                      for v in values])
+        t = np.array([_parse_datetime(v) if v.strip() else np.nan for v in values])
     t = t - np.nanmin(t)
-    if np.nanmax(t) > 1e6:  # nanoseconds since epoch/boot (Sensor Logger's "time")
+    # The unit follows from the sampling interval (phones log at 10-500 Hz): seconds,
+    # milliseconds (Android/most loggers' "timestamp"), microseconds or nanoseconds
+    # (Sensor Logger's "time").
+    steps = np.diff(np.sort(t[np.isfinite(t)]))
+    steps = steps[steps > 0]
+    dt = float(np.median(steps)) if len(steps) else 0.0
+    if dt > 1e5:
         t = t / 1e9
+    elif dt > 500:
+        t = t / 1e6
+    elif dt > 0.5:
+        t = t / 1e3
     return t
 
 
@@ -114,8 +137,11 @@ def _rotation_from_euler(yaw, pitch, roll) -> np.ndarray:
 
 
 def _yaw_from_rotation(rot: np.ndarray) -> np.ndarray:
-    """Heading of the device's y axis (top of the phone) in the world x/y plane."""
-    return np.arctan2(rot[:, 1, 1], rot[:, 0, 1]) - np.pi / 2
+    """Walking heading of a hand-held phone: the horizontal part of its top (y axis) plus its
+    back-camera direction (-z axis). Flat it is the top's heading, upright (portrait, screen
+    to the user) the camera's; the sum never vanishes in between, where each alone does."""
+    forward = rot[:, :2, 1] - rot[:, :2, 2]
+    return np.arctan2(forward[:, 1], forward[:, 0]) - np.pi / 2
 
 
 def _resample(t: np.ndarray, values: np.ndarray, fps: float) -> tuple:
