@@ -1,2 +1,113 @@
-"""tokenizer nodes."""
-NODES = []
+"""AlignTok nodes: load a tokenizer, encode IMAGE -> LATENT, decode LATENT -> IMAGE (tiled)."""
+import torch
+import torch.nn.functional as F
+from comfy_api.latest import io
+
+from ..pipelines.common.errors import InputError
+from ..pipelines.common.images import bchw_to_image, image_to_bchw
+from ._runtime import model_files, output_device, progress, resolve_file, torch_device
+
+CATEGORY = "Recompose/AlignTok"
+FOLDER = "recompose_aligntok"
+Tokenizer = io.Custom("RECOMPOSE_TOKENIZER")
+
+
+def _model(tokenizer):
+    from ..pipelines.aligntok.model import AlignTok
+
+    if not isinstance(tokenizer, AlignTok):
+        raise InputError("'tokenizer' must come from 'Load AlignTok Tokenizer'.")
+    return tokenizer.to(torch_device())
+
+
+class RecomposeAlignTokLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RecomposeAlignTokLoader",
+            display_name="Load AlignTok Tokenizer",
+            category=CATEGORY,
+            description="Loads an AlignTok tokenizer (aligned DINOv2 encoder + adapter + pixel decoder, one "
+                        ".safetensors file with its config) from models/recompose/aligntok.",
+            inputs=[io.Combo.Input("tokenizer_name", options=model_files(FOLDER),
+                                   tooltip="A tokenizer file in models/recompose/aligntok.")],
+            outputs=[Tokenizer.Output(display_name="tokenizer", tooltip="The loaded tokenizer.")],
+        )
+
+    @classmethod
+    def execute(cls, tokenizer_name) -> io.NodeOutput:
+        from ..pipelines.aligntok.model import load_tokenizer
+
+        return io.NodeOutput(load_tokenizer(resolve_file(FOLDER, tokenizer_name)))
+
+
+class RecomposeAlignTokEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RecomposeAlignTokEncode",
+            display_name="AlignTok Encode",
+            category=CATEGORY,
+            description="Encodes images into the tokenizer's latent grid (one d-channel token per 16x16 pixels). "
+                        "Sides that are not multiples of 16 are resized to the nearest multiple.",
+            inputs=[
+                Tokenizer.Input("tokenizer", tooltip="From 'Load AlignTok Tokenizer'."),
+                io.Image.Input("image", tooltip="Images to encode (any aspect ratio)."),
+            ],
+            outputs=[io.Latent.Output(tooltip="LATENT with the tokenizer's channel count, 1/16 of the image size.")],
+        )
+
+    @classmethod
+    def execute(cls, tokenizer, image) -> io.NodeOutput:
+        model = _model(tokenizer)
+        x = image_to_bchw(image).to(torch_device())
+        h, w = x.shape[-2:]
+        th, tw = max(16, round(h / 16) * 16), max(16, round(w / 16) * 16)
+        if (th, tw) != (h, w):
+            x = F.interpolate(x, size=(th, tw), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+        bar = progress(x.shape[0])
+        latents = []
+        with torch.no_grad():
+            for i in range(x.shape[0]):
+                latents.append(model.encode(x[i:i + 1]))
+                bar.step()
+        return io.NodeOutput({"samples": torch.cat(latents).to(output_device())})
+
+
+class RecomposeAlignTokDecode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RecomposeAlignTokDecode",
+            display_name="AlignTok Decode",
+            category=CATEGORY,
+            description="Decodes AlignTok latents to images; large latents are decoded in overlapping tiles.",
+            inputs=[
+                Tokenizer.Input("tokenizer", tooltip="The tokenizer that made the latents."),
+                io.Latent.Input("latent", tooltip="Latents from 'AlignTok Encode' (or a model trained on them)."),
+                io.Int.Input("tile_size", default=32, min=4, max=256,
+                             tooltip="Tile side in latent cells (x16 pixels); larger latents are decoded tile by tile."),
+                io.Int.Input("tile_overlap", default=4, min=0, max=64,
+                             tooltip="Overlap between tiles in latent cells, blended linearly."),
+            ],
+            outputs=[io.Image.Output(tooltip="The decoded images.")],
+        )
+
+    @classmethod
+    def execute(cls, tokenizer, latent, tile_size, tile_overlap) -> io.NodeOutput:
+        from ..pipelines.aligntok.tiling import tiled_decode
+
+        model = _model(tokenizer)
+        z = latent["samples"].to(torch_device())
+        if z.ndim != 4 or z.shape[1] != model.latent_dim:
+            raise InputError(f"This LATENT has {z.shape[1] if z.ndim == 4 else z.ndim} channels; the tokenizer decodes "
+                             f"{model.latent_dim}-channel AlignTok latents. Encode with the same tokenizer "
+                             "(SD/SDXL VAE latents cannot be decoded here).")
+        overlap = min(tile_overlap, tile_size - 1)
+        h, w = z.shape[-2:]
+        tiles = (-(-max(h - overlap, 1) // (tile_size - overlap))) * (-(-max(w - overlap, 1) // (tile_size - overlap)))
+        images = tiled_decode(model, z, tile_size, overlap, progress(max(tiles, 1)))
+        return io.NodeOutput(bchw_to_image(images).to(output_device()))
+
+
+NODES = [RecomposeAlignTokLoader, RecomposeAlignTokEncode, RecomposeAlignTokDecode]

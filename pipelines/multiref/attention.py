@@ -1,0 +1,82 @@
+"""Multi-reference self-attention (thesis 4.2, Fig. 4.4) — the one implementation that the
+ComfyUI model patch and the diffusers attention processor both call.
+
+The thesis concatenates, width-wise, every frame's feature map with the front and back
+reference frames' maps, runs self-attention and keeps the first third. Since
+attention has no positional terms here, that equals: queries of frame i attend to the
+keys/values of frame i *and* of every reference frame; a reference frame, concatenated
+with copies of itself, attends to itself only (duplicated keys do not change softmax
+attention). Reference keys/values are projected once and shared by all frames.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..common import InputError
+
+DEFAULT_REFERENCES = (0, 1)
+
+
+def _heads(x: torch.Tensor, groups: int, frames: int, heads: int) -> torch.Tensor:
+    """[groups*frames, L, heads*d] -> [groups, frames, heads, L, d]."""
+    _, length, width = x.shape
+    return x.view(groups, frames, length, heads, width // heads).permute(0, 1, 3, 2, 4)
+
+
+def check_frames(batch: int, frames: int, references) -> list:
+    if frames < 1 or batch % frames:
+        raise InputError(f"A batch of {batch} cannot be split into videos of {frames} frames; set frames "
+                         "per video to a divisor of the batch (0 = the whole batch is one video).")
+    refs = sorted(set(int(r) for r in references))
+    if not refs or refs[0] < 0 or refs[-1] >= frames:
+        raise InputError(f"Reference frames {list(references)} do not exist in a video of {frames} frames; "
+                         "prepend the front and back images as frames 1 and 2 first.")
+    if len(refs) == frames:
+        raise InputError("Every frame is a reference frame; add frames to animate after the references.")
+    return refs
+
+
+def multi_reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, frames: int,
+                              references=DEFAULT_REFERENCES, strength: float = 1.0) -> torch.Tensor:
+    """Attention output [B, L, heads*d] for projected q, k, v [B, L, heads*d], where the
+    batch holds B / frames videos of ``frames`` consecutive frames (e.g. each CFG half).
+
+    ``strength`` scales the reference keys' attention weights (a log(strength) logit
+    bias): 1 is the thesis' formulation, 0 falls back to plain self-attention."""
+    batch, length, width = q.shape
+    refs = check_frames(batch, frames, references)
+    groups = batch // frames
+    others = [i for i in range(frames) if i not in refs]
+    qs, ks, vs = (_heads(t, groups, frames, heads) for t in (q, k, v))
+    out = torch.empty_like(qs)
+    # reference frames: plain self-attention ([x_fr, x_fr, x_fr] in the thesis)
+    out[:, refs] = F.scaled_dot_product_attention(qs[:, refs], ks[:, refs], vs[:, refs])
+    # other frames: own tokens followed by every reference frame's tokens
+    n_other, d = len(others), width // heads
+
+    def extended(t):
+        shared = t[:, refs].permute(0, 2, 1, 3, 4).reshape(groups, 1, heads, len(refs) * length, d)
+        return torch.cat([t[:, others], shared.expand(groups, n_other, heads, len(refs) * length, d)], dim=3)
+
+    bias = None
+    if strength != 1.0:
+        bias = torch.zeros(length * (1 + len(refs)), dtype=q.dtype, device=q.device)
+        bias[length:] = math.log(strength) if strength > 0 else float("-inf")
+    out[:, others] = F.scaled_dot_product_attention(qs[:, others], extended(ks), extended(vs), attn_mask=bias)
+    return out.permute(0, 1, 3, 2, 4).reshape(batch, length, width)
+
+
+def width_concat_reference(x: torch.Tensor, to_q, to_k, to_v, heads: int, references=DEFAULT_REFERENCES):
+    """The thesis' literal formulation (Fig. 4.4), for tests: x [F, H, W, C] feature maps of
+    one video -> attention output [F, H*W, heads*d] (before the output projection)."""
+    frames, h, w, c = x.shape
+    fr, bk = (x[r:r + 1].expand(frames, h, w, c) for r in references)
+    wide = torch.cat([x, fr, bk], dim=2)
+    wide[references[0]] = torch.cat([x[references[0]]] * 3, dim=1)  # x_fr with [x_fr, x_fr]
+    wide[references[1]] = torch.cat([x[references[1]]] * 3, dim=1)  # x_bk with [x_bk, x_bk]
+    tokens = wide.reshape(frames, h * 3 * w, c)
+    q, k, v = to_q(tokens), to_k(tokens), to_v(tokens)
+    split = lambda t: t.view(frames, -1, heads, t.shape[-1] // heads).transpose(1, 2)  # noqa: E731
+    out = F.scaled_dot_product_attention(split(q), split(k), split(v)).transpose(1, 2).reshape(frames, h, 3 * w, -1)
+    return out[:, :, :w].reshape(frames, h * w, -1)  # the first third along the width
