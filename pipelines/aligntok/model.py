@@ -1,6 +1,8 @@
 """The tokenizer: DINOv2 encoder (transformers) -> 2-layer MLP adapter (1024 -> d) ->
-VA-VAE-style CNN decoder (diffusers' Decoder: ch 128, mult (1,1,2,2,4), attention in the
-16x16 middle block). Stride 16: a 256x256 image is read by DINOv2/14 at 224x224 and
+VA-VAE-style CNN decoder (diffusers' Decoder: ch 128, mult (1,1,2,2,4), 2+1 res blocks per
+level, single-head self-attention at the 16x16 level: in the middle block and after each res
+block of the lowest up level, as LDM's ``attn_resolutions=[16]``; 41.4M parameters at d=32,
+the thesis' "~42M"). Stride 16: a 256x256 image is read by DINOv2/14 at 224x224 and
 gives a 16x16xd latent; any size that is a multiple of 16 works the same way.
 
 Saved as ONE safetensors file whose metadata holds the config and a format version.
@@ -30,6 +32,7 @@ class AlignTokConfig:
     decoder_channels: tuple = (128, 128, 256, 256, 512)  # ch 128 x mult (1, 1, 2, 2, 4)
     decoder_layers: int = 2
     norm_groups: int = 32
+    decoder_attention: bool = True  # self-attention in the lowest (16x16 at 256^2) up level, as VA-VAE
 
     @property
     def patch_size(self) -> int:
@@ -60,7 +63,8 @@ class AlignTok(nn.Module):
             raise ValueError(f"The decoder must upsample x{STRIDE}: give {int(torch.log2(torch.tensor(STRIDE))) + 1} "
                              "channel levels.")
         self.decoder = Decoder(in_channels=config.latent_dim, out_channels=3,
-                               up_block_types=("UpDecoderBlock2D",) * len(config.decoder_channels),
+                               up_block_types=(("AttnUpDecoderBlock2D",) if config.decoder_attention else
+                                               ("UpDecoderBlock2D",)) + ("UpDecoderBlock2D",) * (len(config.decoder_channels) - 1),
                                block_out_channels=config.decoder_channels, layers_per_block=config.decoder_layers,
                                norm_num_groups=config.norm_groups)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)

@@ -15,5 +15,5 @@ def linear_probe_accuracy(model, train_images, train_labels, test_images, test_l
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(latents_of(model, train_images))
-    clf = LogisticRegression(max_iter=2000).fit(scaler.transform(latents_of(model, train_images)), train_labels)
+    clf = LogisticRegression(max_iter=500).fit(scaler.transform(latents_of(model, train_images)), train_labels)
     return float(clf.score(scaler.transform(latents_of(model, test_images)), test_labels))

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..common import InputError, no_progress
+from ..common import InputError, Progress, no_progress
 from .losses import (PatchDiscriminator, discriminator_loss, feature_perceptual_loss, generator_loss,
                      gradient_ratio, semantic_preservation_loss)
 from .model import AlignTok, load_tokenizer, save_tokenizer
@@ -96,9 +96,39 @@ def stage_loss(model, frozen, disc, images, settings: StageSettings, step: int) 
     return total, recon, parts
 
 
-def train_stage(model: AlignTok, batches, settings: StageSettings, progress=None, accelerator=None) -> AlignTok:
+CHECKPOINT_VERSION = 1
+
+
+def save_training_state(path, core, frozen, disc, opt, opt_d, ema, step: int, settings: StageSettings) -> None:
+    """Everything a stage needs to go on from ``step``: model, frozen reference (stage-1
+    model for L_sp / perceptual features), discriminator, both optimisers, EMA, settings.
+    Plain tensors/numbers only, so it loads with ``torch.load(weights_only=True)``."""
+    from dataclasses import asdict
+
+    state = {"version": CHECKPOINT_VERSION, "step": int(step), "settings": asdict(settings),
+             "model": core.state_dict(), "frozen": frozen.state_dict(), "disc": disc.state_dict(),
+             "opt": opt.state_dict(), "opt_d": opt_d.state_dict(), "ema": ema.shadow if ema is not None else {}}
+    tmp = Path(str(path) + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # never leave a half-written checkpoint behind
+
+
+def load_training_state(path) -> dict:
+    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+        raise InputError(f"{path} is not an AlignTok training checkpoint of version {CHECKPOINT_VERSION} "
+                         f"(found {state.get('version') if isinstance(state, dict) else type(state).__name__}); "
+                         "delete it or point --resume elsewhere to start the stage afresh.")
+    return state
+
+
+def train_stage(model: AlignTok, batches, settings: StageSettings, progress=None, accelerator=None,
+                checkpoint=None, checkpoint_every: int = 0) -> AlignTok:
     """Run one stage over an iterator of image batches [B,3,H,W] 0..1; returns the EMA model
-    for stages 2-3 and the trained model for stage 1."""
+    for stages 2-3 and the trained model for stage 1.
+
+    ``checkpoint``: a file path; if it exists the stage resumes from it (its stage must
+    match), and it is rewritten every ``checkpoint_every`` steps and at the end."""
     torch.manual_seed(settings.seed)
     progress = progress or no_progress(settings.steps)
     frozen = copy.deepcopy(model).eval().requires_grad_(False)  # stage-1 reference / perceptual features
@@ -106,12 +136,27 @@ def train_stage(model: AlignTok, batches, settings: StageSettings, progress=None
     disc = PatchDiscriminator().to(next(model.parameters()).device)
     opt = torch.optim.AdamW(params, lr=settings.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.AdamW(disc.parameters(), lr=settings.lr, betas=(0.5, 0.9))
+    ema = EMA(model, settings.ema_decay) if settings.stage in (2, 3) else None
+    start = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_training_state(checkpoint)
+        if state["settings"]["stage"] != settings.stage:
+            raise InputError(f"{checkpoint} holds stage {state['settings']['stage']}, not stage {settings.stage}.")
+        model.load_state_dict(state["model"])
+        frozen.load_state_dict(state["frozen"])
+        disc.load_state_dict(state["disc"])
+        opt.load_state_dict(state["opt"])
+        opt_d.load_state_dict(state["opt_d"])
+        if ema is not None:
+            ema.shadow = state["ema"]
+        start = state["step"]
+        progress.step(start)
     if accelerator is not None:
         model, disc, opt, opt_d = accelerator.prepare(model, disc, opt, opt_d)
     core = accelerator.unwrap_model(model) if accelerator is not None else model
-    ema = EMA(core, settings.ema_decay) if settings.stage in (2, 3) else None
+    main_process = accelerator is None or accelerator.is_main_process
     model.train()
-    for step in range(settings.steps):
+    for step in range(start, settings.steps):
         images = next(batches)
         loss, recon, _parts = stage_loss(core, frozen, disc, images, settings, step)
         opt.zero_grad(set_to_none=True)
@@ -120,10 +165,15 @@ def train_stage(model: AlignTok, batches, settings: StageSettings, progress=None
         if settings.w_gan > 0 and step >= settings.gan_start:
             d_loss = discriminator_loss(disc, images, recon)
             opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
+            (accelerator.backward(d_loss) if accelerator is not None else d_loss.backward())
             opt_d.step()
         if ema is not None:
             ema.update(core)
+        done = step + 1
+        if checkpoint is not None and main_process and (
+                (checkpoint_every and done % checkpoint_every == 0) or done == settings.steps):
+            save_training_state(checkpoint, core, frozen, accelerator.unwrap_model(disc) if accelerator else disc,
+                                opt, opt_d, ema, done, settings)
         progress.step()
     core.eval().requires_grad_(False)
     if ema is not None:
@@ -164,14 +214,26 @@ def main(argv=None) -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--gan-start", type=int, default=5000)
     parser.add_argument("--w-sp", type=float, default=1.0)
+    parser.add_argument("--ema-decay", type=float, default=0.999)
+    parser.add_argument("--resume", default=None,
+                        help="training-state file: resumed from if it exists, rewritten every --checkpoint-every steps")
+    parser.add_argument("--checkpoint-every", type=int, default=500)
     args = parser.parse_args(argv)
     from accelerate import Accelerator
 
     accelerator = Accelerator()
     model = load_tokenizer(args.init, device=accelerator.device)
-    settings = StageSettings(args.stage, args.steps, args.lr, args.batch_size, gan_start=args.gan_start, w_sp=args.w_sp)
-    batches = (b.to(accelerator.device) for b in image_folder_batches(args.data, args.size, args.batch_size))
-    trained = train_stage(model, batches, settings, accelerator=accelerator)
+    settings = StageSettings(args.stage, args.steps, args.lr, args.batch_size, gan_start=args.gan_start, w_sp=args.w_sp,
+                             ema_decay=args.ema_decay)
+    seed = accelerator.process_index  # each process draws its own batches
+    batches = (b.to(accelerator.device) for b in image_folder_batches(args.data, args.size, args.batch_size, seed))
+
+    def report(done, total, _preview):
+        if accelerator.is_main_process and (done % 50 == 0 or done == total):
+            print(f"stage {args.stage}: step {done}/{total}", flush=True)
+
+    trained = train_stage(model, batches, settings, progress=Progress(args.steps, report), accelerator=accelerator,
+                          checkpoint=args.resume, checkpoint_every=args.checkpoint_every)
     if accelerator.is_main_process:
         save_tokenizer(trained, args.out)
 

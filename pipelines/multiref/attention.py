@@ -18,10 +18,11 @@ from ..common import InputError
 DEFAULT_REFERENCES = (0, 1)
 
 
-def _heads(x: torch.Tensor, groups: int, frames: int, heads: int) -> torch.Tensor:
-    """[groups*frames, L, heads*d] -> [groups, frames, heads, L, d]."""
-    _, length, width = x.shape
-    return x.view(groups, frames, length, heads, width // heads).permute(0, 1, 3, 2, 4)
+def _attend(q, k, v, bias=None):
+    """SDPA on [N, L, heads, d] tensors (4-D, heads-transposed views: the layout CPU and GPU
+    kernels run fastest on)."""
+    return F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                          attn_mask=bias).transpose(1, 2)
 
 
 def check_frames(batch: int, frames: int, references) -> list:
@@ -46,25 +47,31 @@ def multi_reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     bias): 1 is the thesis' formulation, 0 falls back to plain self-attention."""
     batch, length, width = q.shape
     refs = check_frames(batch, frames, references)
-    groups = batch // frames
+    groups, d = batch // frames, width // heads
     others = [i for i in range(frames) if i not in refs]
-    qs, ks, vs = (_heads(t, groups, frames, heads) for t in (q, k, v))
-    out = torch.empty_like(qs)
+    n_refs, n_other = len(refs), len(others)
+
+    def grid(t):  # [groups, frames, L, heads, d] view
+        return t.view(groups, frames, length, heads, d)
+
+    def pick(t, idx):
+        return grid(t)[:, idx].reshape(groups * len(idx), length, heads, d)
+
+    def extended(t):  # own tokens, then every reference frame's tokens
+        shared = grid(t)[:, refs].reshape(groups, 1, n_refs * length, heads, d)
+        own = grid(t)[:, others]
+        return torch.cat([own, shared.expand(groups, n_other, n_refs * length, heads, d)], dim=2).reshape(
+            groups * n_other, (1 + n_refs) * length, heads, d)
+
+    out = torch.empty(groups, frames, length, heads, d, dtype=q.dtype, device=q.device)
     # reference frames: plain self-attention ([x_fr, x_fr, x_fr] in the thesis)
-    out[:, refs] = F.scaled_dot_product_attention(qs[:, refs], ks[:, refs], vs[:, refs])
-    # other frames: own tokens followed by every reference frame's tokens
-    n_other, d = len(others), width // heads
-
-    def extended(t):
-        shared = t[:, refs].permute(0, 2, 1, 3, 4).reshape(groups, 1, heads, len(refs) * length, d)
-        return torch.cat([t[:, others], shared.expand(groups, n_other, heads, len(refs) * length, d)], dim=3)
-
+    out[:, refs] = _attend(pick(q, refs), pick(k, refs), pick(v, refs)).view(groups, n_refs, length, heads, d)
     bias = None
     if strength != 1.0:
-        bias = torch.zeros(length * (1 + len(refs)), dtype=q.dtype, device=q.device)
-        bias[length:] = math.log(strength) if strength > 0 else float("-inf")
-    out[:, others] = F.scaled_dot_product_attention(qs[:, others], extended(ks), extended(vs), attn_mask=bias)
-    return out.permute(0, 1, 3, 2, 4).reshape(batch, length, width)
+        bias = torch.zeros(1, 1, 1, length * (1 + n_refs), dtype=q.dtype, device=q.device)
+        bias[..., length:] = math.log(strength) if strength > 0 else float("-inf")
+    out[:, others] = _attend(pick(q, others), extended(k), extended(v), bias).view(groups, n_other, length, heads, d)
+    return out.reshape(batch, length, width)
 
 
 def width_concat_reference(x: torch.Tensor, to_q, to_k, to_v, heads: int, references=DEFAULT_REFERENCES):

@@ -1,5 +1,6 @@
 """One real ComfyUI server per test session, with tiny checkpoints and example inputs."""
 import importlib
+import os
 import shutil
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import pytest
 from scripts.harness.examples import write_example_inputs
 from scripts.harness.server import REPO, ComfyServer
 
-OUT = REPO / "tests" / "out"
+# RECOMPOSE_TEST_OUT lets parallel runs on one machine keep separate servers and outputs.
+OUT = Path(os.environ.get("RECOMPOSE_TEST_OUT", REPO / "tests" / "out"))
 FIXTURES = REPO / "tests" / "fixtures"
 
 

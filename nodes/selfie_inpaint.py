@@ -1,0 +1,2 @@
+"""selfie_inpaint nodes."""
+NODES = []

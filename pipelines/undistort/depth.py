@@ -1,0 +1,121 @@
+"""Dense depth-ratio fields rho = (Z - d) / d on a working grid.
+
+Inside the face the field interpolates the mesh linearly over its Delaunay triangles
+(exact at every landmark). Outside, the nearest face value fades to 0 over a margin
+proportional to the face width: rho = 0 is the reference plane, which the warp leaves in
+place, so the background keeps its own plane and does not zoom. Hair and ears beyond the
+mesh follow the fade, not a head model.
+"""
+import numpy as np
+
+from .landmarks import FACE_OVAL, eye_centers
+
+WORK_SIDE = 256  # long side of the depth grid (synthetic 512² error: 0.50 px at 512, 0.63 px at 256, 4x faster)
+
+
+def work_shape(height: int, width: int, side: int = None) -> tuple:
+    scale = min(1.0, (side or WORK_SIDE) / max(height, width))
+    return max(int(round(height * scale)), 2), max(int(round(width * scale)), 2)
+
+
+def grid_centers(height: int, width: int, h: int, w: int) -> tuple:
+    """Full-resolution pixel coordinates of the working grid's cell centres (align_corners=False)."""
+    xs = (np.arange(w) + 0.5) * width / w - 0.5
+    ys = (np.arange(h) + 0.5) * height / h - 0.5
+    return xs, ys
+
+
+def landmark_rho(points: np.ndarray, focal_px: float) -> np.ndarray:
+    """Depth ratio of each landmark relative to the eye plane: z_px / f."""
+    right, left = eye_centers(points)
+    z_ref = (right[2] + left[2]) / 2.0
+    return (points[:, 2] - z_ref) / focal_px
+
+
+def face_polygon_mask(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Filled face-oval polygon as a float mask [H, W] at full resolution."""
+    import cv2
+
+    mask = np.zeros((height, width), dtype=np.uint8)
+    poly = np.round(points[FACE_OVAL, :2] * 4).astype(np.int32)  # 2 fractional bits
+    cv2.fillPoly(mask, [poly], 255, lineType=cv2.LINE_AA, shift=2)
+    return mask.astype(np.float32) / 255.0
+
+
+def rho_field_from_landmarks(points: np.ndarray, rho: np.ndarray, height: int, width: int,
+                             falloff: float = 0.35) -> np.ndarray:
+    """Dense rho [h, w] on the working grid from landmarks [N, >=2] and their rho [N]."""
+    from scipy.interpolate import LinearNDInterpolator
+    from scipy.spatial import Delaunay
+
+    h, w = work_shape(height, width)
+    xs, ys = grid_centers(height, width, h, w)
+    xy = points[:, :2]
+    field = np.full((h, w), np.nan)
+    # Only evaluate inside the landmarks' bounding box (the hull lies within it).
+    j0, j1 = np.searchsorted(xs, xy[:, 0].min()), np.searchsorted(xs, xy[:, 0].max(), side="right")
+    i0, i1 = np.searchsorted(ys, xy[:, 1].min()), np.searchsorted(ys, xy[:, 1].max(), side="right")
+    if j1 > j0 and i1 > i0:
+        gx, gy = np.meshgrid(xs[j0:j1], ys[i0:i1])
+        interp = LinearNDInterpolator(Delaunay(xy), rho, fill_value=np.nan)
+        field[i0:i1, j0:j1] = interp(gx, gy)
+    face_width_work = np.ptp(xy[:, 0]) * w / width
+    return _fade_outside(field, margin=max(falloff * face_width_work, 1.0))
+
+
+def _fade_outside(field: np.ndarray, margin: float) -> np.ndarray:
+    """Fill NaNs with the nearest inside value times a Gaussian fade of the distance."""
+    import cv2
+    from scipy.ndimage import distance_transform_edt
+
+    inside = ~np.isnan(field)
+    if not inside.any():
+        return np.zeros_like(field)
+    dist, (ii, jj) = distance_transform_edt(~inside, return_indices=True)
+    # Gaussian fade, cut at 3 margins (e^-9: a step far below a pixel) so the far background is exact.
+    outside = np.where(dist < 3 * margin, field[ii, jj] * np.exp(-(dist / margin) ** 2), 0.0)
+    # Nearest-value fill has Voronoi creases; a blur of the outside values only (normalised
+    # convolution, so the face's own interior does not leak into its border) smooths them.
+    sigma = max(margin / 4.0, 0.5)
+    weight = (~inside).astype(np.float32)
+    num = cv2.GaussianBlur((np.where(inside, 0.0, outside)).astype(np.float32), (0, 0), sigma)
+    den = cv2.GaussianBlur(weight, (0, 0), sigma)
+    smooth = np.where(den > 1e-6, num / np.maximum(den, 1e-6), 0.0).astype(np.float64)
+    smooth[np.abs(smooth) < 1e-6] = 0.0
+    return np.where(inside, field, smooth)
+
+
+def rho_field_from_depth(depth: np.ndarray, face_mask: np.ndarray, points, focal_px: float,
+                         is_disparity: bool = True, face_depth_m: float = 0.10,
+                         distance_m: float = 0.3) -> np.ndarray:
+    """rho [h, w] from a relative depth map [H, W] (e.g. a monocular depth node's output).
+
+    With landmarks the map is fitted to their rho by least squares (scale and offset), so
+    only its shape is used. Without, its 2nd..98th percentile inside the face is taken as
+    ``face_depth_m`` (prior: nose tip to cheek edge ~10 cm) at ``distance_m``.
+    Outside the face mask rho fades to the reference plane like the mesh path.
+    """
+    import cv2
+
+    height, width = depth.shape
+    h, w = work_shape(height, width)
+    d = cv2.resize(depth.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA).astype(np.float64)
+    m = cv2.resize(face_mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.5
+    sign = -1.0 if is_disparity else 1.0  # disparity: bigger = closer = smaller rho
+    if points is not None:
+        rho_pts = landmark_rho(points, focal_px)
+        xs = np.clip(np.round((points[:, 0] + 0.5) * w / width - 0.5).astype(int), 0, w - 1)
+        ys = np.clip(np.round((points[:, 1] + 0.5) * h / height - 0.5).astype(int), 0, h - 1)
+        a = np.stack([d[ys, xs], np.ones(len(xs))], axis=1)
+        (gain, offset), *_ = np.linalg.lstsq(a, rho_pts, rcond=None)
+        rho = gain * d + offset
+    else:
+        vals = d[m] if m.any() else d.reshape(-1)
+        lo, hi = np.percentile(vals, [2, 98])
+        span = max(hi - lo, 1e-6)
+        near_val = hi if is_disparity else lo  # the nose tip
+        rho = sign * (d - near_val) / span * (face_depth_m / distance_m)
+        rho -= np.median(rho[m]) if m.any() else 0.0  # reference plane = the face's middle depth
+    field = np.where(m, rho, np.nan)
+    face_width = (np.ptp(np.nonzero(m)[1]) if m.any() else w / 3)
+    return _fade_outside(field, margin=max(0.35 * face_width, 1.0))

@@ -1,0 +1,204 @@
+"""Geometric face perspective undistortion (the pack's built-in default).
+
+Per image: face-mesh landmarks (mediapipe, or given) -> near camera from a field of view
+or a user distance with the interocular prior -> dense depth ratio (mesh interpolation,
+or a given depth map fitted to the mesh) -> re-projection from the near camera to one
+``far_m`` away with the focal length scaled by distance (thesis eq. 3.3) -> one dense
+backward warp (kornia remap). This is a geometric stand-in for the thesis' learned
+corrector (a facevid2vid network fine-tuned on EG3D renders, see learned.py): it moves
+pixels, it cannot reveal what the near camera did not see (e.g. the ears).
+"""
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..common.errors import InputError
+from ..common.progress import Progress, no_progress
+from .depth import face_polygon_mask, landmark_rho, rho_field_from_depth, rho_field_from_landmarks
+from .geometry import DEFAULT_FAR_M, DEFAULT_FOV_DEG, near_camera
+from .landmarks import MIN_FACE_PX, interocular_px, pick_face
+from .warp import backward_map_from_rho, forward_points, identity_map, remap
+
+
+SOLVE_SIDE = 256
+
+
+@dataclass
+class UndistortSettings:
+    far_m: float = DEFAULT_FAR_M
+    distance_m: float = 0.0  # 0: estimate from the FOV and the interocular prior
+    fov_deg: float = DEFAULT_FOV_DEG
+    face_index: int = -1  # -1: largest face
+    on_no_face: str = "error"  # or "pass_through"
+    falloff: float = 0.35  # fade width outside the face, in face widths
+    depth_is_disparity: bool = True
+
+
+@dataclass
+class FaceCorrection:
+    """What happened to one image (for reports and tests)."""
+    found: bool
+    distance_m: float = 0.0
+    focal_px: float = 0.0
+    k: float = 1.0
+    landmarks_in: Optional[np.ndarray] = None  # [N, 3] source pixels
+    landmarks_out: Optional[np.ndarray] = None  # [N, 2] output pixels
+    note: str = ""
+
+
+@dataclass
+class UndistortResult:
+    images: torch.Tensor  # IMAGE [B, H, W, C]
+    sampling_maps: torch.Tensor  # [B, H, W, 2] source pixel for each output pixel
+    face_masks: torch.Tensor  # MASK [B, H, W] in the output frame
+    faces: list = field(default_factory=list)  # FaceCorrection per image
+
+    def summary(self) -> str:
+        lines = []
+        for i, f in enumerate(self.faces):
+            if f.found:
+                lines.append(f"image {i}: face at ~{f.distance_m:.2f} m (f={f.focal_px:.0f} px), "
+                             f"re-projected x{f.k:.1f} further away. {f.note}".strip())
+            else:
+                lines.append(f"image {i}: {f.note}")
+        return "\n".join(lines)
+
+
+def correct_one(image_bchw: torch.Tensor, points: Optional[np.ndarray], settings: UndistortSettings,
+                depth: Optional[np.ndarray] = None, depth_mask: Optional[np.ndarray] = None):
+    """Undistort one image [1, C, H, W]; returns (image, map [H,W,2], mask [H,W], FaceCorrection)."""
+    _, _, height, width = image_bchw.shape
+    if points is None and depth is None:
+        return _pass_through(image_bchw, "no face found; passed through unchanged")
+    if points is not None and np.ptp(points[:, 0]) < MIN_FACE_PX:
+        return _pass_through(image_bchw, f"face narrower than {MIN_FACE_PX} px; perspective change is "
+                                         "sub-pixel, passed through unchanged")
+    if points is not None:
+        camera = near_camera(interocular_px(points), width, height, settings.distance_m, settings.fov_deg)
+    else:
+        if settings.distance_m <= 0:
+            raise InputError("With a depth map and no face landmarks, set distance_m (camera to face, metres) "
+                             "so the depth can be scaled.")
+        from .geometry import focal_from_fov, NearCamera
+
+        camera = NearCamera(focal_from_fov(settings.fov_deg, width, height), ((width - 1) / 2, (height - 1) / 2),
+                            settings.distance_m)
+    k = camera.ratio_k(settings.far_m)
+    if k <= 1.0 + 1e-6:
+        return _pass_through(image_bchw, f"face already at ~{camera.distance_m:.2f} m (>= far distance); "
+                                         "nothing to correct")
+    if depth is not None:
+        mask = depth_mask if depth_mask is not None else (
+            face_polygon_mask(points, height, width) if points is not None else np.ones((height, width)))
+        rho = rho_field_from_depth(depth, mask, points, camera.focal_px, settings.depth_is_disparity,
+                                   distance_m=camera.distance_m)
+    else:
+        rho = rho_field_from_landmarks(points, landmark_rho(points, camera.focal_px), height, width,
+                                       settings.falloff)
+    # Solve the warp on blocks of ~1/256 of the long side and upsample (the warp is smooth).
+    stride = max(1, max(height, width) // SOLVE_SIDE)
+    sampling_map = backward_map_from_rho(rho, camera.center, k, height, width, stride=stride)
+    corrected = remap(image_bchw, sampling_map)
+    # kornia's normalisation is not bit-exact for an identity map; keep untouched pixels exact.
+    untouched = (sampling_map == identity_map(height, width)).all(dim=-1)
+    corrected = torch.where(untouched, image_bchw, corrected)
+    src_mask = face_polygon_mask(points, height, width) if points is not None else (
+        depth_mask if depth_mask is not None else np.zeros((height, width), np.float32))
+    out_mask = remap(torch.from_numpy(np.asarray(src_mask, np.float32))[None, None], sampling_map)[0, 0]
+    moved = forward_points(points[:, :2], rho, camera.center, k, height, width) if points is not None else None
+    info = FaceCorrection(True, camera.distance_m, camera.focal_px, k, points, moved)
+    return corrected, sampling_map, out_mask.clamp(0, 1), info
+
+
+def _pass_through(image_bchw, note):
+    _, _, height, width = image_bchw.shape
+    return (image_bchw, identity_map(height, width), torch.zeros(height, width), FaceCorrection(False, note=note))
+
+
+def undistort_faces(images: torch.Tensor, settings: UndistortSettings = UndistortSettings(),
+                    landmarks: Optional[Sequence] = None, depth: Optional[torch.Tensor] = None,
+                    depth_mask: Optional[torch.Tensor] = None, detector=None,
+                    progress: Optional[Progress] = None) -> UndistortResult:
+    """Undistort a batch IMAGE [B, H, W, C].
+
+    landmarks: per image a list of faces ([N, 3] pixel arrays) from another node; else
+    ``detector`` (a FaceMeshDetector) finds them. depth: IMAGE/MASK-like [B, H, W(, C)]
+    relative depth to use instead of mesh interpolation (fitted to the mesh when there is one).
+    """
+    from .landmarks import FaceMeshDetector
+
+    if images.ndim != 4:
+        raise InputError(f"Expected an IMAGE [B,H,W,C], got shape {tuple(images.shape)}.")
+    batch, height, width = images.shape[:3]
+    progress = progress or no_progress(batch)
+    own_detector = None
+    if landmarks is None and (detector is None):
+        if depth is None or settings.distance_m <= 0:
+            own_detector = detector = FaceMeshDetector()
+    outs, maps, masks, infos = [], [], [], []
+    try:
+        for i in range(batch):
+            faces = _faces_for(i, landmarks, detector, images)
+            face = pick_face(faces, settings.face_index)
+            pts = None if face is None else face.points
+            d_i = _depth_for(depth, i, height, width)
+            if pts is None and d_i is None and settings.on_no_face != "pass_through":
+                raise InputError(
+                    f"No face found in image {i} of the batch ({width}x{height}). Use a photo with a visible "
+                    "face, connect landmarks or a depth map, or set on_no_face to 'pass_through'.")
+            m_i = None if depth_mask is None else depth_mask[min(i, depth_mask.shape[0] - 1)].cpu().numpy()
+            img = images[i:i + 1, ..., :3].permute(0, 3, 1, 2).float().cpu()
+            out, smap, mask, info = correct_one(img, pts, settings, d_i, m_i)
+            outs.append(out)
+            maps.append(smap)
+            masks.append(mask)
+            infos.append(info)
+            progress.step()
+    finally:
+        if own_detector is not None:
+            own_detector.close()
+    result = torch.cat(outs).clamp(0, 1).permute(0, 2, 3, 1)
+    if images.shape[-1] > 3:  # keep an alpha channel, warped the same way
+        alpha = torch.cat([remap(images[i:i + 1, ..., 3:].permute(0, 3, 1, 2).float().cpu(), maps[i])
+                           for i in range(batch)]).permute(0, 2, 3, 1)
+        result = torch.cat([result, alpha], dim=-1)
+    return UndistortResult(result, torch.stack(maps), torch.stack(masks), infos)
+
+
+def _faces_for(i, landmarks, detector, images) -> list:
+    from .landmarks import FaceLandmarks
+    from ..common.images import image_to_uint8
+
+    if landmarks is not None:
+        per_image = landmarks[min(i, len(landmarks) - 1)] if len(landmarks) else []
+        return [FaceLandmarks(np.asarray(p, dtype=np.float64)) for p in per_image]
+    if detector is None:
+        return []
+    return detector.detect(image_to_uint8(images[i:i + 1])[0])
+
+
+def _depth_for(depth, i, height, width) -> Optional[np.ndarray]:
+    if depth is None:
+        return None
+    d = depth[min(i, depth.shape[0] - 1)]
+    d = d.float().cpu()
+    if d.ndim == 3:
+        d = d[..., :3].mean(-1)
+    if tuple(d.shape) != (height, width):
+        raise InputError(f"The depth map is {d.shape[1]}x{d.shape[0]} but the image is {width}x{height}; "
+                         "resize the depth map to match.")
+    return d.numpy().astype(np.float64)
+
+
+def detect_landmarks(images: torch.Tensor, max_faces: int = 5) -> list:
+    """Face-mesh landmarks for each image: list (per image) of lists of [468, 3] pixel arrays."""
+    from .landmarks import FaceMeshDetector
+    from ..common.images import image_to_uint8
+
+    detector = FaceMeshDetector(max_faces=max_faces)
+    try:
+        return [[f.points for f in detector.detect(rgb)] for rgb in image_to_uint8(images)]
+    finally:
+        detector.close()
