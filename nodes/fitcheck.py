@@ -51,10 +51,9 @@ class RecomposeMultiReferenceAttention(io.ComfyNode):
         if start_percent > end_percent:
             raise InputError(f"start_percent ({start_percent}) is after end_percent ({end_percent}).")
         sampling = model.get_model_object("model_sampling")
-        patched = patch_model(model, frames_per_video, (front_frame - 1, back_frame - 1), strength,
-                              sigma_start=float(sampling.percent_to_sigma(start_percent)),
-                              sigma_end=float(sampling.percent_to_sigma(end_percent)),
-                              plain_attention=optimized_attention)
+        patched = patch_model(model, optimized_attention, frames_per_video, (front_frame - 1, back_frame - 1),
+                              strength, sigma_start=float(sampling.percent_to_sigma(start_percent)),
+                              sigma_end=float(sampling.percent_to_sigma(end_percent)))
         return io.NodeOutput(patched)
 
 

@@ -6,11 +6,9 @@ import torch
 from comfy_api.latest import io
 
 from ._runtime import model_dirs, model_files, output_device, progress, resolve_dir, resolve_file
+from ._types import InstructionsType, MaskGeneratorType, PainterType
 
 CATEGORY = "Recompose/Inverse Painting"
-PainterType = io.Custom("RECOMPOSE_PAINTER")
-MaskGeneratorType = io.Custom("RECOMPOSE_MASK_GENERATOR")
-InstructionsType = io.Custom("RECOMPOSE_INSTRUCTIONS")
 
 NO_FILE = "(none)"
 CKPT_EXT = (".ckpt", ".pth", ".pt", ".safetensors")

@@ -10,10 +10,10 @@ from comfy_api.latest import io
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import bchw_to_image, image_to_bchw, image_to_uint8
 from ._runtime import output_device, progress
+from ._types import PoseKeypoint
 
 CATEGORY = "Recompose/Total Selfie"
 CropType = io.Custom("RECOMPOSE_CROP")
-PoseKeypoint = io.Custom("POSE_KEYPOINT")
 
 
 def _out(x: torch.Tensor) -> torch.Tensor:

@@ -22,15 +22,23 @@ def transformer_block_keys(diffusion_model) -> list:
     return keys
 
 
-def make_replacement(frames_per_video: int, references=DEFAULT_REFERENCES, strength: float = 1.0,
-                     sigma_start: float = float("inf"), sigma_end: float = 0.0, plain_attention=None):
-    """attn1 replacement: multi-reference inside [sigma_end, sigma_start], plain outside."""
+def _is_spatial(q, extra_options) -> bool:
+    """Video transformers run their temporal blocks under the same block key; those see
+    [B*H*W, frames, C] instead of [B, H*W, C], so compare with the activations' shape."""
+    shape = extra_options.get("activations_shape")
+    return shape is None or (q.shape[0] == shape[0] and q.shape[1] == shape[2] * shape[3])
+
+
+def make_replacement(plain_attention, frames_per_video: int, references=DEFAULT_REFERENCES, strength: float = 1.0,
+                     sigma_start: float = float("inf"), sigma_end: float = 0.0):
+    """attn1 replacement: multi-reference on spatial self-attention inside [sigma_end, sigma_start];
+    ``plain_attention(q, k, v, heads)`` everywhere else."""
 
     def attn1(q, k, v, extra_options):
         heads = extra_options["n_heads"]
         sigma = extra_options.get("sigmas")
         active = sigma is None or sigma_end <= float(sigma.max()) <= sigma_start
-        if not active:
+        if not active or not _is_spatial(q, extra_options):
             return plain_attention(q, k, v, heads)
         chunks = max(len(extra_options.get("cond_or_uncond") or [1]), 1)  # CFG halves
         frames = frames_per_video or q.shape[0] // chunks
@@ -39,11 +47,11 @@ def make_replacement(frames_per_video: int, references=DEFAULT_REFERENCES, stren
     return attn1
 
 
-def patch_model(model, frames_per_video: int = 0, references=DEFAULT_REFERENCES, strength: float = 1.0,
-                sigma_start: float = float("inf"), sigma_end: float = 0.0, plain_attention=None):
+def patch_model(model, plain_attention, frames_per_video: int = 0, references=DEFAULT_REFERENCES,
+                strength: float = 1.0, sigma_start: float = float("inf"), sigma_end: float = 0.0):
     """A clone of a ComfyUI ModelPatcher with every spatial attn1 replaced; ``model`` is untouched."""
     patched = model.clone()
-    fn = make_replacement(frames_per_video, references, strength, sigma_start, sigma_end, plain_attention)
+    fn = make_replacement(plain_attention, frames_per_video, references, strength, sigma_start, sigma_end)
     for name, number, index in transformer_block_keys(patched.model.diffusion_model):
         patched.set_model_attn1_replace(fn, name, number, index)
     return patched

@@ -109,7 +109,7 @@ def test_comfy_patch_on_a_clone(comfy_modules):
 
     base = ModelPatcher(Model(), torch.device("cpu"), torch.device("cpu"))
     assert transformer_block_keys(base.model.diffusion_model) == [("input", 0, 0), ("input", 0, 1)]
-    patched = patch_model(base, frames_per_video=4, plain_attention=optimized_attention)
+    patched = patch_model(base, optimized_attention, frames_per_video=4)
     assert "patches_replace" not in base.model_options.get("transformer_options", {})  # original untouched
     x, ctx = torch.randn(8, 32, 4, 4), torch.randn(8, 3, 24)
 
@@ -122,3 +122,11 @@ def test_comfy_patch_on_a_clone(comfy_modules):
     for half in (0, 4):  # each CFG half is one 4-frame video
         assert torch.allclose(multi[half:half + 2], plain[half:half + 2], atol=1e-5)
         assert not torch.allclose(multi[half + 2:half + 4], plain[half + 2:half + 4], atol=1e-4)
+
+    # a temporal block under the same key sees [B*H*W, frames, C]: it must stay plain attention
+    from pipelines.multiref.comfy_patch import make_replacement
+
+    fn = make_replacement(optimized_attention, 4)
+    q = torch.randn(16 * 2, 4, 32)
+    temporal = fn(q, q, q, {"n_heads": 2, "activations_shape": [2, 32, 4, 4], "cond_or_uncond": [0]})
+    assert torch.allclose(temporal, optimized_attention(q, q, q, 2), atol=1e-6)
