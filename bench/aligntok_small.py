@@ -36,7 +36,7 @@ from pipelines.aligntok.probe import linear_probe_accuracy  # noqa: E402
 from pipelines.aligntok.train import StageSettings, train_stage  # noqa: E402
 
 SIZE, CLASSES = 48, 4
-PRETRAIN_STEPS, STAGE_STEPS, STAGE3_STEPS, BATCH = 400, 120, 120, 16
+PRETRAIN_STEPS, STAGE_STEPS, STAGE3_STEPS, BATCH = 300, 60, 60, 16
 
 
 def patterns(n: int, seed: int):

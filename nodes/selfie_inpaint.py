@@ -1,2 +1,0 @@
-"""selfie_inpaint nodes."""
-NODES = []
