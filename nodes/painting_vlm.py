@@ -1,0 +1,82 @@
+"""Inverse Painting: text instructions from a vision-language model (thesis 6.2.2 / 6.5.2,
+LLaVA as g_text). The model folder is a transformers folder under ComfyUI's models/LLM;
+nothing is loaded until the node runs."""
+import os
+
+import folder_paths
+from comfy_api.latest import io
+
+from ..pipelines.common import CheckpointFormatError
+from ._runtime import model_dtype, torch_device
+from ._types import InstructionsType
+
+CATEGORY = "Recompose/Inverse Painting"
+LLM_FOLDER = "LLM"
+NO_MODEL = "(put a VLM folder into models/LLM)"
+
+
+def llm_roots() -> list[str]:
+    """The folders ComfyUI uses for LLM / VLM models."""
+    if LLM_FOLDER in getattr(folder_paths, "folder_names_and_paths", {}):
+        return list(folder_paths.get_folder_paths(LLM_FOLDER))
+    return [os.path.join(folder_paths.models_dir, LLM_FOLDER)]
+
+
+def vlm_folders() -> list[str]:
+    """Sub-folders (relative, '/'-separated) holding a config.json."""
+    found = set()
+    for root in llm_roots():
+        if not os.path.isdir(root):
+            continue
+        for here, _dirs, files in os.walk(root, followlinks=True):
+            if "config.json" in files and os.path.abspath(here) != os.path.abspath(root):
+                found.add(os.path.relpath(here, root).replace(os.sep, "/"))
+    return sorted(found) or [NO_MODEL]
+
+
+def resolve_vlm_folder(name: str) -> str:
+    roots = llm_roots()
+    if name != NO_MODEL:
+        for root in roots:
+            path = os.path.join(root, name)
+            if os.path.isdir(path):
+                return path
+    where = roots[0] if roots else LLM_FOLDER
+    raise CheckpointFormatError(os.path.join(where, name if name != NO_MODEL else "<model folder>", "config.json"),
+                                "VLM folder not found",
+                                hint=f"Put a transformers vision-language model folder (e.g. llava-1.5-7b-hf, with "
+                                     f"config.json, weights and processor files) into '{where}' and refresh the page.")
+
+
+class RecomposeVLMInstructions(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RecomposeVLMInstructions",
+            display_name="VLM Painting Instructions",
+            category=CATEGORY,
+            description="Text instructions from a vision-language model (LLaVA-style, thesis 6.2.2): it sees the "
+                        "target and the current canvas side by side and is asked what to paint next (thesis "
+                        "prompt, greedy decoding). The thesis' fine-tuned weights are not public; a stock LLaVA 1.5 "
+                        "behaves like the thesis' 'pretrained LLaVA' baseline.",
+            inputs=[
+                io.Combo.Input("model", options=vlm_folders(),
+                               tooltip="A transformers vision-language model folder under models/LLM "
+                                       "(config.json, weights, processor files). Loaded when the node runs."),
+                io.Int.Input("max_words", default=2, min=1, max=8,
+                             tooltip="Longer answers are cut to this many words (the thesis asks for under 2)."),
+            ],
+            outputs=[InstructionsType.Output(display_name="instructions",
+                                             tooltip="An instruction generator for 'Inverse Paint'.")],
+        )
+
+    @classmethod
+    def execute(cls, model, max_words) -> io.NodeOutput:
+        from ..pipelines.inverse_painting.vlm import load_vlm_instructions
+
+        device = torch_device()
+        folder = resolve_vlm_folder(model)
+        return io.NodeOutput(load_vlm_instructions(folder, max_words, dtype=model_dtype(device), device=device))
+
+
+NODES = [RecomposeVLMInstructions]
