@@ -4,24 +4,18 @@
 """
 import importlib
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.harness.builder import UIWorkflow  # noqa: E402
-from scripts.harness.server import REPO, ComfyServer  # noqa: E402
+from scripts.harness.server import REPO, live_object_info  # noqa: E402
 
 
 def main(names):
     specs = sorted((REPO / "scripts" / "workflow_specs").glob("[!_]*.py"))
     specs = [p for p in specs if not names or p.stem in names]
-    with tempfile.TemporaryDirectory() as tmp:
-        server = ComfyServer(Path(tmp)).start()
-        try:
-            info = server.object_info()
-        finally:
-            server.stop()
+    info = live_object_info()
     for path in specs:
         wf = UIWorkflow(info)
         importlib.import_module(f"scripts.workflow_specs.{path.stem}").build(wf)

@@ -3,12 +3,11 @@
     .venv/bin/python scripts/list_nodes.py
 """
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.harness.server import REPO, ComfyServer  # noqa: E402
+from scripts.harness.server import REPO, live_object_info  # noqa: E402
 
 
 def render(object_info: dict) -> str:
@@ -25,13 +24,7 @@ def render(object_info: dict) -> str:
 
 
 def main():
-    with tempfile.TemporaryDirectory() as tmp:
-        server = ComfyServer(Path(tmp)).start()
-        try:
-            info = server.object_info()
-        finally:
-            server.stop()
-    (REPO / "NODES.md").write_text(render(info))
+    (REPO / "NODES.md").write_text(render(live_object_info()))
     print("wrote NODES.md")
 
 

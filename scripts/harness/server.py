@@ -148,3 +148,15 @@ class ComfyServer:
                     if isinstance(item, dict) and "filename" in item and item.get("type") == "output":
                         paths.append(self.output_dir / item.get("subfolder", "") / item["filename"])
         return paths
+
+
+def live_object_info() -> dict:
+    """/object_info of a throw-away server (for scripts that generate files from node definitions)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = ComfyServer(Path(tmp)).start()
+        try:
+            return server.object_info()
+        finally:
+            server.stop()
