@@ -22,7 +22,7 @@ from .landmarks import MIN_FACE_PX, interocular_px, pick_face
 from .warp import backward_map_from_rho, forward_points, identity_map, remap
 
 
-SOLVE_SIDE = 256
+SOLVE_SIDE = 128
 
 
 @dataclass
@@ -97,7 +97,7 @@ def correct_one(image_bchw: torch.Tensor, points: Optional[np.ndarray], settings
     else:
         rho = rho_field_from_landmarks(points, landmark_rho(points, camera.focal_px), height, width,
                                        settings.falloff)
-    # Solve the warp on blocks of ~1/256 of the long side and upsample (the warp is smooth).
+    # Solve the warp on blocks of ~1/128 of the long side and upsample (the warp is smooth).
     stride = max(1, max(height, width) // SOLVE_SIDE)
     sampling_map = backward_map_from_rho(rho, camera.center, k, height, width, stride=stride)
     corrected = remap(image_bchw, sampling_map)
