@@ -110,4 +110,62 @@ class RecomposeAlignTokDecode(io.ComfyNode):
         return io.NodeOutput(bchw_to_image(images).to(output_device()))
 
 
-NODES = [RecomposeAlignTokLoader, RecomposeAlignTokEncode, RecomposeAlignTokDecode]
+class RecomposeAlignTokTrain(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RecomposeAlignTokTrain",
+            display_name="Train AlignTok Stage",
+            category=CATEGORY,
+            description="Runs one AlignTok training stage on a folder of images (thesis 7.2): 1 = latent alignment "
+                        "(encoder frozen), 2 = perceptual alignment (all parts, + L_sp), 3 = decoder refinement. "
+                        "For small runs; use 'python -m pipelines.aligntok.train' (accelerate) for real ones. The "
+                        "result is saved into models/recompose/aligntok.",
+            inputs=[
+                Tokenizer.Input("tokenizer", tooltip="The tokenizer to continue from (it is copied, not changed)."),
+                io.String.Input("image_folder", default="aligntok_train",
+                                tooltip="Folder of training images; relative paths are inside ComfyUI's input folder."),
+                io.Int.Input("stage", default=1, min=1, max=3, tooltip="Which training stage to run (1, 2 or 3)."),
+                io.Int.Input("steps", default=100, min=1, max=1_000_000, tooltip="Optimisation steps."),
+                io.Int.Input("batch_size", default=4, min=1, max=256, tooltip="Images per step."),
+                io.Int.Input("size", default=256, min=16, max=1024, step=16, tooltip="Training crop side in pixels."),
+                io.Float.Input("learning_rate", default=1e-4, min=1e-7, max=1e-2, step=1e-6,
+                               tooltip="AdamW learning rate."),
+                io.String.Input("save_as", default="aligntok_trained.safetensors",
+                                tooltip="File name for the result in models/recompose/aligntok."),
+            ],
+            outputs=[Tokenizer.Output(display_name="tokenizer", tooltip="The trained tokenizer (also saved).")],
+        )
+
+    @classmethod
+    def execute(cls, tokenizer, image_folder, stage, steps, batch_size, size, learning_rate, save_as) -> io.NodeOutput:
+        import os
+
+        import folder_paths
+
+        from ..pipelines.aligntok.model import AlignTok, save_tokenizer
+        from ..pipelines.aligntok.train import StageSettings, image_folder_batches, train_stage
+        from ._folders import folder_path_for
+
+        folder = image_folder if os.path.isabs(image_folder) else os.path.join(folder_paths.get_input_directory(),
+                                                                               image_folder)
+        if not save_as.endswith(".safetensors") or os.path.basename(save_as) != save_as:
+            raise InputError("'save_as' must be a plain file name ending in .safetensors.")
+        device = torch_device()
+        source = _model(tokenizer)
+        settings = StageSettings(stage, steps, learning_rate, batch_size)
+        # ComfyUI runs nodes in inference mode; training needs ordinary tensors, so the
+        # copy is rebuilt from cloned weights outside it (the loaded tokenizer stays as is).
+        with torch.inference_mode(False), torch.enable_grad():
+            model = AlignTok(source.config)
+            model.load_state_dict({k: v.clone() for k, v in source.state_dict().items()})
+            model.to(device)
+            batches = (b.to(device) for b in image_folder_batches(folder, size, batch_size))
+            trained = train_stage(model, batches, settings, progress=progress(steps))
+        out_dir = folder_path_for(FOLDER)
+        os.makedirs(out_dir, exist_ok=True)
+        save_tokenizer(trained, os.path.join(out_dir, save_as))
+        return io.NodeOutput(trained)
+
+
+NODES = [RecomposeAlignTokLoader, RecomposeAlignTokEncode, RecomposeAlignTokDecode, RecomposeAlignTokTrain]

@@ -1,0 +1,37 @@
+"""The AlignTok training node in the real server: a few stage-1 steps on a folder of
+images, saved into the model folder; bad folders and names are explained."""
+import pytest
+from PIL import Image
+
+from scripts.harness.server import WorkflowError
+
+
+def train_prompt(folder, save_as, steps=2):
+    return {"1": {"class_type": "RecomposeAlignTokLoader", "inputs": {"tokenizer_name": "aligntok_tiny.safetensors"}},
+            "2": {"class_type": "RecomposeAlignTokTrain",
+                  "inputs": {"tokenizer": ["1", 0], "image_folder": folder, "stage": 1, "steps": steps,
+                             "batch_size": 2, "size": 32, "learning_rate": 1e-3, "save_as": save_as}},
+            "3": {"class_type": "RecomposeAlignTokEncode",
+                  "inputs": {"tokenizer": ["2", 0], "image": ["4", 0]}},
+            "4": {"class_type": "LoadImage", "inputs": {"image": "recompose_astronaut.png"}},
+            "5": {"class_type": "PreviewAny", "inputs": {"source": "done"}},
+            "6": {"class_type": "RecomposeAlignTokDecode",
+                  "inputs": {"tokenizer": ["2", 0], "latent": ["3", 0], "tile_size": 32, "tile_overlap": 4}},
+            "7": {"class_type": "PreviewImage", "inputs": {"images": ["6", 0]}}}
+
+
+def test_training_node_saves_a_loadable_tokenizer(comfy):
+    folder = comfy.base / "input" / "aligntok_train"
+    folder.mkdir(exist_ok=True)
+    for name in ("recompose_chelsea.png", "recompose_coffee.png"):
+        Image.open(comfy.base / "input" / name).save(folder / name)
+    comfy.run(train_prompt("aligntok_train", "aligntok_e2e.safetensors"), timeout=600)
+    saved = comfy.base / "models" / "recompose" / "aligntok" / "aligntok_e2e.safetensors"
+    assert saved.exists() and saved.stat().st_size > 10_000
+
+
+def test_training_node_explains_bad_input(comfy):
+    with pytest.raises(WorkflowError, match="No images"):
+        comfy.run(train_prompt("no_such_folder", "x.safetensors"), timeout=120)
+    with pytest.raises(WorkflowError, match="plain file name"):
+        comfy.run(train_prompt("aligntok_train", "../x.safetensors"), timeout=120)
