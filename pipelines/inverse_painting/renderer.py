@@ -135,9 +135,9 @@ def load_sd_parts(base_dir: str):
     from transformers import CLIPTextModel, CLIPTokenizer
 
     check_base_dir(base_dir)
-    vae = AutoencoderKL.from_pretrained(os.path.join(base_dir, "vae")).eval()
-    tok = CLIPTokenizer.from_pretrained(os.path.join(base_dir, "tokenizer"))
-    te = CLIPTextModel.from_pretrained(os.path.join(base_dir, "text_encoder")).eval()
+    vae = AutoencoderKL.from_pretrained(os.path.join(base_dir, "vae"), local_files_only=True).eval()
+    tok = CLIPTokenizer.from_pretrained(os.path.join(base_dir, "tokenizer"), local_files_only=True)
+    te = CLIPTextModel.from_pretrained(os.path.join(base_dir, "text_encoder"), local_files_only=True).eval()
     return vae, TextEncoder(tok, te)
 
 
