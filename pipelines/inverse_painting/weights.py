@@ -73,20 +73,21 @@ def load_config(path) -> PaintingConfig:
     return cfg
 
 
-def load_renderer_checkpoint(path: str) -> dict:
+def _load_checkpoint_dict(path: str, keys, what: str) -> dict:
     sd = load_state_dict(path)
     if not isinstance(sd, dict):
-        raise CheckpointFormatError(path, "Not a checkpoint dictionary", expected=RENDERER_KEYS)
-    require_keys(sd, RENDERER_KEYS, path, "Inverse Painting renderer (checkpoint-global_step-200000.ckpt)")
+        raise CheckpointFormatError(path, "Not a checkpoint dictionary", expected=keys)
+    require_keys(sd, keys, path, what)
     return sd
+
+
+def load_renderer_checkpoint(path: str) -> dict:
+    return _load_checkpoint_dict(path, RENDERER_KEYS, "Inverse Painting renderer (checkpoint-global_step-200000.ckpt)")
 
 
 def load_rp_checkpoint(path: str) -> dict:
-    sd = load_state_dict(path)
-    if not isinstance(sd, dict):
-        raise CheckpointFormatError(path, "Not a checkpoint dictionary", expected=RP_KEYS)
-    require_keys(sd, RP_KEYS, path, "Inverse Painting mask generator (RP, checkpoint-global_step-80000.ckpt)")
-    return sd
+    return _load_checkpoint_dict(path, RP_KEYS,
+                                 "Inverse Painting mask generator (RP, checkpoint-global_step-80000.ckpt)")
 
 
 def check_base_dir(base_dir: str, parts=("unet", "vae", "text_encoder", "tokenizer")) -> None:
