@@ -1,6 +1,7 @@
 """Fit Check motion and background retrieval (thesis 4.4): IMU recording -> motion from a
 database by DTW -> poses; backgrounds ranked by floor orientation; poses stood on the floor."""
 import os
+import re
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ import folder_paths
 
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import image_to_bchw
+from ._folders import folder_path_for
 from ._runtime import output_device, progress
 from ._types import PoseKeypoint
 
@@ -17,6 +19,7 @@ CATEGORY = "Recompose/Fit Check"
 MotionQuery = io.Custom("RECOMPOSE_MOTION_QUERY")
 MotionDB = io.Custom("RECOMPOSE_MOTION_DB")
 BUILT_IN = "built-in synthetic"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _input_csvs() -> list:
@@ -249,5 +252,53 @@ class RecomposePlacePoses(io.ComfyNode):
         return io.NodeOutput(placed, _render(placed))
 
 
+class RecomposeBuildMotionClip(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RecomposeBuildMotionClip",
+            display_name="Build Motion Clip (mediapipe)",
+            category=CATEGORY,
+            description="Adds a video of a person to a motion database: mediapipe pose on every frame gives "
+                        "the OpenPose keypoints and 3D world landmarks (body yaw); hip position and apparent "
+                        "height give the ground translation. Saved as <database>/<name>.json in "
+                        "models/recompose/motion, where 'Motion Database' lists it.",
+            inputs=[
+                io.Image.Input("frames", tooltip="Video frames of one person, full body, fixed camera."),
+                io.Float.Input("fps", default=30.0, min=1.0, max=240.0, step=1.0,
+                               tooltip="Frame rate of the video."),
+                io.String.Input("name", default="clip_0001",
+                                tooltip="Clip name (file name without .json; letters, digits, - and _)."),
+                io.String.Input("database", default="my_motions",
+                                tooltip="Database folder in models/recompose/motion (created if missing)."),
+                io.Float.Input("body_height_m", default=1.7, min=0.5, max=2.5, step=0.01,
+                               tooltip="The person's height, which scales the translation to metres."),
+            ],
+            outputs=[
+                PoseKeypoint.Output(display_name="poses", tooltip="The clip's POSE_KEYPOINT frames."),
+                io.Image.Output(display_name="pose_images", tooltip="The poses drawn as OpenPose images."),
+                io.String.Output(display_name="report", tooltip="Where the clip was saved, its turn and travel."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, frames, fps, name, database, body_height_m) -> io.NodeOutput:
+        from ..pipelines.common.images import image_to_uint8
+        from ..pipelines.motion.capture import clip_from_frames
+        from ..pipelines.motion.database import MotionDatabase
+
+        for label, value in (("name", name), ("database", database)):
+            if not _SAFE_NAME.fullmatch(value):
+                raise InputError(f"The {label} '{value}' may only hold letters, digits, '-' and '_'.")
+        clip, notes = clip_from_frames(image_to_uint8(frames), fps, name, body_height_m, progress(len(frames)))
+        folder = os.path.join(folder_path_for("recompose_motion"), database)
+        MotionDatabase([clip], folder).save(folder)
+        traj = clip.trajectory
+        report = (f"saved {os.path.join(folder, name + '.json')}: {len(traj)} frames, turned "
+                  f"{np.degrees(traj.yaw[-1] - traj.yaw[0]):.0f} deg, moved "
+                  f"{np.linalg.norm(traj.translation[-1] - traj.translation[0]):.2f} m")
+        return io.NodeOutput(clip.poses, _render(clip.poses), "; ".join([report] + notes))
+
+
 NODES = [RecomposeLoadIMU, RecomposeMotionDatabase, RecomposeRetrieveMotion, RecomposeRankBackgrounds,
-         RecomposePlacePoses]
+         RecomposePlacePoses, RecomposeBuildMotionClip]

@@ -3,6 +3,7 @@ yaw and root translation. On disk: a folder with one ``<clip>.json`` per clip.
 
     python -m pipelines.motion.database build OUT_DIR --synthetic 200
     python -m pipelines.motion.database build OUT_DIR --from-poses POSE_JSON_DIR
+    python -m pipelines.motion.database build OUT_DIR --from-videos VIDEO_DIR   (mediapipe pose)
 """
 import argparse
 import json
@@ -17,6 +18,7 @@ from .synthetic import synthetic_clip
 from .trajectory import Trajectory
 
 FORMAT_VERSION = 1
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".webm", ".mkv"}
 
 
 @dataclass
@@ -109,6 +111,15 @@ def trajectory_from_poses(poses: list, fps: float, body_height_m: float = 1.7) -
 def _build(args) -> None:
     if args.synthetic:
         db = MotionDatabase.synthetic(args.synthetic, seed=args.seed, fps=args.fps)
+    elif args.from_videos:
+        from .capture import clip_from_frames
+
+        clips = []
+        for f in sorted(p for p in Path(args.from_videos).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES):
+            clip, notes = clip_from_frames(_read_video(f), args.fps, f.stem)
+            print(f"{f.name}: {len(clip.poses)} frames" + "".join(f"; {n}" for n in notes))
+            clips.append(clip)
+        db = MotionDatabase(clips, args.from_videos)
     else:
         clips = []
         for f in sorted(Path(args.from_poses).glob("*.json")):
@@ -119,6 +130,20 @@ def _build(args) -> None:
     print(f"wrote {len(db)} clips to {args.out}")
 
 
+def _read_video(path: Path) -> np.ndarray:
+    import cv2
+
+    video, frames = cv2.VideoCapture(str(path)), []
+    ok, frame = video.read()
+    while ok:
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        ok, frame = video.read()
+    video.release()
+    if not frames:
+        raise InputError(f"No frames could be read from {path}.")
+    return np.stack(frames)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +152,7 @@ def main(argv=None) -> None:
     src = build.add_mutually_exclusive_group(required=True)
     src.add_argument("--synthetic", type=int, help="number of procedural clips")
     src.add_argument("--from-poses", help="folder of POSE_KEYPOINT JSON files, one clip (list of frames) each")
+    src.add_argument("--from-videos", help="folder of videos of one person each (poses and yaw by mediapipe)")
     build.add_argument("--fps", type=float, default=30.0)
     build.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
