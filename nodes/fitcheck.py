@@ -1,10 +1,13 @@
-"""Fit Check video: multi-reference attention as a MODEL patch, and the reference-frame
-strategy (front and back references as frames 1-2, dropped after decoding)."""
+"""Fit Check video: multi-reference attention as a MODEL patch, the reference-frame
+strategy (front and back references as frames 1-2, dropped after decoding), and the
+MimicMotion/SVD video model that runs both (loader + sampler)."""
 import torch
 from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
-from ..pipelines.common.images import require_same_size
+from ..pipelines.common.images import cover_crop, image_to_bchw, require_same_size
+from ._runtime import (model_dirs, model_dtype, model_files, output_device, progress, resolve_dir, resolve_file,
+                       torch_device)
 
 CATEGORY = "Recompose/Fit Check"
 REFERENCE_COUNT = 2
@@ -105,4 +108,141 @@ class RecomposeDropReferences(io.ComfyNode):
         return io.NodeOutput(frames[count:])
 
 
-NODES = [RecomposeMultiReferenceAttention, RecomposePrependReferences, RecomposeDropReferences]
+FitCheckPipe = io.Custom("RECOMPOSE_FITCHECK_PIPE")
+NO_FILE = "(none)"
+WEIGHT_EXT = (".pth", ".pt", ".ckpt", ".safetensors")
+
+
+def _svd_folders() -> list:
+    from ..pipelines.mimicmotion.loader import is_svd_folder
+
+    found = [d for d in model_dirs("diffusers", "model_index.json") if is_svd_folder(resolve_dir("diffusers", d))]
+    return found or [NO_FILE]
+
+
+def _mimicmotion_files() -> list:
+    from ..pipelines.mimicmotion.loader import SIDE_POSE_NET
+
+    files = [f for f in model_files("recompose_fitcheck")
+             if f.lower().endswith(WEIGHT_EXT) and not f.endswith(SIDE_POSE_NET)]
+    return files or [NO_FILE]
+
+
+def _fit(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    return cover_crop(image_to_bchw(image).float(), width, height)
+
+
+class RecomposeFitCheckLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RecomposeFitCheckLoader",
+            display_name="Load Fit Check Model (MimicMotion / SVD)",
+            category=CATEGORY,
+            description="Loads a Stable Video Diffusion XT 1.1 diffusers folder (local files only) with MimicMotion "
+                        "weights on top: MimicMotion_1.pth / MimicMotion_1-1.pth (unet.* merged over the SVD UNet, "
+                        "pose_net.* into the pose encoder) or a MimicMotionMergedUnet_*.safetensors. A checkpoint "
+                        "whose UNet takes 16 input channels runs the thesis' Fit Check mode (front, back and "
+                        "background latents); the public 8-channel weights run MimicMotion mode.",
+            inputs=[
+                io.Combo.Input("svd_model", options=_svd_folders(),
+                               tooltip="SVD diffusers folder in models/diffusers "
+                                       "(stable-video-diffusion-img2vid-xt-1-1 for the released weights)."),
+                io.Combo.Input("weights", options=_mimicmotion_files(),
+                               tooltip="MimicMotion weights in models/recompose/fitcheck "
+                                       "(MimicMotion_1-1.pth, or a Fit Check checkpoint in the same layout)."),
+            ],
+            outputs=[FitCheckPipe.Output(display_name="fitcheck_pipe",
+                                         tooltip="The video model, for 'Fit Check Sampler'.")],
+        )
+
+    @classmethod
+    def execute(cls, svd_model, weights) -> io.NodeOutput:
+        from ..pipelines.mimicmotion.loader import load_fitcheck_pipeline
+
+        device = torch_device()
+        dtype = torch.float32 if device.type == "cpu" else model_dtype(device)
+        if dtype not in (torch.float16, torch.bfloat16, torch.float32):
+            dtype = torch.float16
+        pipe = load_fitcheck_pipeline(resolve_dir("diffusers", svd_model), resolve_file("recompose_fitcheck", weights),
+                                      device=device, dtype=dtype)
+        return io.NodeOutput(pipe)
+
+
+class RecomposeFitCheckSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RecomposeFitCheckSampler",
+            display_name="Fit Check Sampler",
+            category=CATEGORY,
+            description="Animates the person of the front and back photos along a pose sequence (thesis 4.2): the "
+                        "references are generated as frames 1-2 of every tile (dropped from the output), frames "
+                        "attend to them through multi-reference attention, long videos run in overlapping tiles "
+                        "fused with triangular weights. Euler (EDM) sampling with classifier-free guidance; the VAE "
+                        "decodes in chunks. Thesis settings: 576x1024, 25 steps, cfg 2, overlap 4.",
+            inputs=[
+                FitCheckPipe.Input("fitcheck_pipe", tooltip="From 'Load Fit Check Model'."),
+                io.Image.Input("front", tooltip="Front-view full-body photo (first image of the batch is used)."),
+                io.Image.Input("back", tooltip="Back-view full-body photo (first image of the batch is used)."),
+                io.Image.Input("poses", tooltip="One OpenPose picture per output frame (e.g. 'Retrieve Motion' "
+                                                "pose_images, or any OpenPose/DWPose preprocessor)."),
+                io.Image.Input("background", optional=True,
+                               tooltip="Target background (Fit Check checkpoints need it; MimicMotion weights "
+                                       "ignore it)."),
+                io.Image.Input("front_pose", optional=True,
+                               tooltip="OpenPose picture of the front photo (e.g. 'Person Mask + Pose'); "
+                                       "an empty canvas if not connected."),
+                io.Image.Input("back_pose", optional=True,
+                               tooltip="OpenPose picture of the back photo; an empty canvas if not connected."),
+                io.Int.Input("width", default=576, min=64, max=2048, step=8,
+                             tooltip="Output width; every input is scaled to cover it and centre-cropped."),
+                io.Int.Input("height", default=1024, min=64, max=2048, step=8,
+                             tooltip="Output height (thesis and MimicMotion: 1024 x 576 portrait)."),
+                io.Int.Input("steps", default=25, min=1, max=200, tooltip="Euler denoising steps (thesis: 25)."),
+                io.Float.Input("cfg", default=2.0, min=0.0, max=20.0, step=0.1,
+                               tooltip="Classifier-free guidance scale (thesis: 2)."),
+                io.Int.Input("tile_frames", default=16, min=3, max=128,
+                             tooltip="Frames per model call including the 2 references (thesis: 16 or 24; more "
+                                     "frames = more memory)."),
+                io.Int.Input("overlap", default=4, min=0, max=64,
+                             tooltip="Frames shared by neighbouring tiles (thesis: 4); below tile_frames - 2."),
+                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, tooltip="Noise seed."),
+                io.Boolean.Input("multi_reference", default=True,
+                                 tooltip="Multi-reference attention on spatial self-attention (thesis 4.2.3)."),
+                io.Int.Input("decode_chunk", default=8, min=1, max=128,
+                             tooltip="Frames per VAE decode call (fewer = less memory; MimicMotion decodes 8 "
+                                     "at a time)."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="frames", tooltip="The generated frames, one per pose."),
+                io.String.Output(display_name="mode", tooltip="Which mode ran (Fit Check or MimicMotion) and how."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, fitcheck_pipe, front, back, poses, width, height, steps, cfg, tile_frames, overlap, seed,
+                multi_reference, decode_chunk, background=None, front_pose=None, back_pose=None) -> io.NodeOutput:
+        from ..pipelines.mimicmotion.pipeline import progress_total, video_tiles
+
+        if front is None or back is None or poses is None or poses.shape[0] < 1:
+            raise InputError("Connect the front photo, the back photo and at least one pose picture.")
+        if (front_pose is None) != (back_pose is None):
+            raise InputError("Connect both front_pose and back_pose, or neither.")
+        reference_poses = None
+        if front_pose is not None:
+            reference_poses = torch.cat([_fit(front_pose[:1], width, height), _fit(back_pose[:1], width, height)])
+        frames = fitcheck_pipe(
+            _fit(front[:1], width, height), _fit(back[:1], width, height), _fit(poses, width, height),
+            background=None if background is None else _fit(background[:1], width, height),
+            reference_poses=reference_poses, steps=steps, cfg=cfg, tile_frames=tile_frames, overlap=overlap,
+            seed=seed, decode_chunk=decode_chunk, multi_reference=multi_reference,
+            progress=progress(progress_total(poses.shape[0], steps, tile_frames, overlap, decode_chunk)))
+        tiles = len(video_tiles(poses.shape[0] + REFERENCE_COUNT, tile_frames, overlap))
+        mode = (f"{fitcheck_pipe.describe(background is not None, multi_reference)}; {poses.shape[0]} frames at "
+                f"{width}x{height}, {tiles} tile(s), {steps} steps, cfg {cfg:g}")
+        return io.NodeOutput(frames.to(output_device()), mode)
+
+
+NODES = [RecomposeMultiReferenceAttention, RecomposePrependReferences, RecomposeDropReferences,
+         RecomposeFitCheckLoader, RecomposeFitCheckSampler]

@@ -78,3 +78,13 @@ def require_same_size(a: torch.Tensor, b: torch.Tensor, what_a: str, what_b: str
             f"{what_a} is {wa}x{ha} but {what_b} is {wb}x{hb}; resize one of them "
             "(e.g. with the core 'Upscale Image' node) so they match."
         )
+
+
+def cover_crop(x: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """[B,C,H,W] -> [B,C,height,width]: scaled to cover the frame, then centre-cropped (aspect kept)."""
+    scale = max(width / x.shape[-1], height / x.shape[-2])
+    size = (max(height, round(x.shape[-2] * scale)), max(width, round(x.shape[-1] * scale)))
+    if size != tuple(x.shape[-2:]):
+        x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    top, left = (size[0] - height) // 2, (size[1] - width) // 2
+    return x[..., top:top + height, left:left + width].clamp(0, 1)

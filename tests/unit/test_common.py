@@ -98,3 +98,14 @@ def test_a_cancel_raised_by_the_callback_stops_the_loop():
             p.step()
             steps += 1
     assert steps == 1
+
+
+def test_cover_crop_scales_to_cover_and_keeps_the_middle():
+    from pipelines.common.images import cover_crop
+
+    tall = torch.zeros(1, 3, 100, 50)
+    tall[:, 0] = torch.linspace(0, 1, 100).view(100, 1)  # red grows downwards
+    fitted = cover_crop(tall, 64, 32)  # 50 -> 64 wide, so 128 tall: keep the middle 32 rows
+    assert fitted.shape == (1, 3, 32, 64)
+    assert abs(float(fitted[0, 0].mean()) - 0.5) < 0.02
+    assert float(fitted[0, 0, -1].mean() - fitted[0, 0, 0].mean()) == pytest.approx(31 / 128, abs=0.03)
