@@ -1,11 +1,11 @@
-"""Total Selfie face undistortion nodes (thesis 3.4): face landmarks, the geometric corrector, the
-learned corrector's loader, and applying the correction's flow to other images/masks.
+"""Total Selfie face undistortion nodes (thesis 3.4): face landmarks, the geometric and the learned
+corrector (and its loader), and applying the correction's flow to other images/masks.
 (Alignment, crop/paste, regions, poses and ranking live in nodes/selfie_tools.py.)"""
 import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ._runtime import model_files, output_device, progress, resolve_file
+from ._runtime import model_dtype, model_files, output_device, progress, resolve_file, torch_device
 
 CATEGORY = "Recompose/Total Selfie"
 FaceLandmarksType = io.Custom("RECOMPOSE_FACE_LANDMARKS")
@@ -22,24 +22,28 @@ def _out(x: torch.Tensor) -> torch.Tensor:
 class FaceCorrectorLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls):
+        files = model_files("recompose_face")
         return io.Schema(
             node_id="RecomposeFaceCorrectorLoader",
             display_name="Load Face Corrector (Total Selfie)",
             category=CATEGORY,
-            description="Loads and checks Total Selfie's learned face corrector (00000196-checkpoint.pth.tar, "
-                        "facevid2vid layout: generator, kp_detector with 15 keypoints, he_estimator, "
-                        "he_estimator_far) from models/recompose/face. This version validates the weights; "
-                        "the undistortion node then reports that it used the geometric corrector.",
-            inputs=[io.Combo.Input("checkpoint", options=model_files("recompose_face") or [NO_FILE],
-                                   tooltip="Checkpoint file in models/recompose/face.")],
+            description="Loads Total Selfie's learned face corrector (00000196-checkpoint.pth.tar, facevid2vid "
+                        "layout: generator, kp_detector with 15 keypoints, he_estimator, he_estimator_far) from "
+                        "models/recompose/face, for Face Undistort's modes 'learned' and 'auto'. '(none)' loads "
+                        "nothing, so mode 'auto' uses the geometric corrector.",
+            inputs=[io.Combo.Input("checkpoint", options=[*files, NO_FILE], default=files[0] if files else NO_FILE,
+                                   tooltip="Checkpoint file in models/recompose/face, or '(none)'.")],
             outputs=[CorrectorType.Output(display_name="corrector",
-                                          tooltip="The loaded corrector weights, for Face Undistort's mode 'auto'.")],
+                                          tooltip="The loaded corrector networks (nothing for '(none)'), for "
+                                                  "Face Undistort's modes 'learned' and 'auto'.")],
         )
 
     @classmethod
     def execute(cls, checkpoint) -> io.NodeOutput:
         from ..pipelines.undistort.learned import load_face_corrector
 
+        if checkpoint == NO_FILE:
+            return io.NodeOutput(None)
         return io.NodeOutput(load_face_corrector(resolve_file("recompose_face", checkpoint)))
 
 
@@ -84,18 +88,22 @@ class FaceUndistort(io.ComfyNode):
             node_id="RecomposeFaceUndistort",
             display_name="Face Undistort (Total Selfie)",
             category=CATEGORY,
-            description="Removes selfie perspective distortion (big nose, narrow face) by re-projecting the face "
-                        "from the near camera to a far one with the focal length scaled by distance (thesis eq. "
-                        "3.3): mediapipe face-mesh depth (or your depth map / landmarks), one dense warp. The "
-                        "background stays in place. Geometric: it moves pixels, it cannot show hidden ears.",
+            description="Removes selfie perspective distortion (big nose, narrow face). geometry: re-projects the "
+                        "face from the near camera to a far one with the focal length scaled by distance (thesis "
+                        "eq. 3.3) from mediapipe face-mesh depth (or your depth map / landmarks), one dense warp; "
+                        "it moves pixels, it cannot show hidden ears. learned: Total Selfie's facevid2vid "
+                        "corrector re-renders the FFHQ-aligned 512x512 face as seen from far and pastes it back. "
+                        "The background stays in place.",
             inputs=[
                 io.Image.Input("image", tooltip="Selfies to correct (any size; batches are corrected one by one)."),
-                io.Combo.Input("mode", options=["geometry", "auto"], default="geometry",
-                               tooltip="geometry: the mesh-based corrector. auto: the learned corrector when one is "
-                                       "connected and runnable, otherwise geometry (the report says which ran)."),
+                io.Combo.Input("mode", options=["geometry", "learned", "auto"], default="geometry",
+                               tooltip="geometry: the mesh-based corrector. learned: the connected learned "
+                                       "corrector (an error without one). auto: the learned corrector when one is "
+                                       "loaded, otherwise geometry (the report says which ran)."),
                 io.Float.Input("far_distance_m", default=3.0, min=0.5, max=20.0, step=0.1,
                                tooltip="Distance of the virtual far camera in metres (the thesis renders 'far' "
-                                       "ground truth at ~10x the selfie distance)."),
+                                       "ground truth at ~10x the selfie distance). Geometry only: the learned "
+                                       "corrector was trained for one far distance."),
                 io.Float.Input("selfie_distance_m", default=0.0, min=0.0, max=5.0, step=0.01,
                                tooltip="Camera-to-eyes distance of the selfie. 0 = estimate it from the field of "
                                        "view and a 63 mm interpupillary prior. Set it for cropped photos."),
@@ -119,13 +127,14 @@ class FaceUndistort(io.ComfyNode):
                 io.Mask.Input("depth_mask", optional=True,
                               tooltip="Where the depth map's face is (default: the face-mesh oval)."),
                 CorrectorType.Input("corrector", optional=True,
-                                    tooltip="Learned corrector from 'Load Face Corrector' (used in mode 'auto')."),
+                                    tooltip="Learned corrector from 'Load Face Corrector' (modes 'learned', 'auto')."),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="The corrected photos, same size as the input."),
                 FlowType.Output(display_name="flow",
                                 tooltip="The dense warp used, to warp masks or other images the same way "
-                                        "(Apply Face Flow)."),
+                                        "(Apply Face Flow). Learned corrector: where its features came from "
+                                        "(depth-averaged deformation), an approximation of its re-rendering."),
                 io.Mask.Output(display_name="face_mask", tooltip="The face oval in the corrected image."),
                 io.String.Output(display_name="report",
                                  tooltip="Per image: estimated distance, focal length, which corrector ran."),
@@ -135,18 +144,16 @@ class FaceUndistort(io.ComfyNode):
     @classmethod
     def execute(cls, image, mode, far_distance_m, selfie_distance_m, fov_degrees, face_index, on_no_face, falloff,
                 depth_is_disparity=True, landmarks=None, depth=None, depth_mask=None, corrector=None) -> io.NodeOutput:
-        from ..pipelines.undistort import UndistortSettings, undistort_faces
-        from ..pipelines.undistort.learned import LEARNED_NOT_IMPLEMENTED
+        from ..pipelines.undistort import UndistortSettings
+        from ..pipelines.undistort.learned import correct_faces
 
         settings = UndistortSettings(far_m=far_distance_m, distance_m=selfie_distance_m, fov_deg=fov_degrees,
                                      face_index=face_index, on_no_face=on_no_face, falloff=falloff,
                                      depth_is_disparity=depth_is_disparity)
-        result = undistort_faces(image, settings, landmarks=landmarks, depth=depth, depth_mask=depth_mask,
-                                 progress=progress(image.shape[0]))
-        report = result.summary()
-        if mode == "auto":
-            why = LEARNED_NOT_IMPLEMENTED if corrector is not None else "no learned corrector connected; used geometry"
-            report = f"mode auto: {why}.\n{report}"
+        device = torch_device()
+        result, report = correct_faces(mode, image, settings, corrector, landmarks=landmarks, depth=depth,
+                                       depth_mask=depth_mask, progress=progress(image.shape[0]), device=device,
+                                       dtype=model_dtype(device))
         flow = {"sampling_map": result.sampling_maps, "size": tuple(image.shape[1:3])}
         return io.NodeOutput(_out(result.images), flow, _out(result.face_masks), report)
 
