@@ -5,3 +5,4 @@ PoseKeypoint = io.Custom("POSE_KEYPOINT")  # the community OpenPose JSON list (c
 PainterType = io.Custom("RECOMPOSE_PAINTER")  # Inverse Painting: learned renderer or baseline painter
 MaskGeneratorType = io.Custom("RECOMPOSE_MASK_GENERATOR")
 InstructionsType = io.Custom("RECOMPOSE_INSTRUCTIONS")
+SelfiePipeType = io.Custom("RECOMPOSE_SELFIE_PIPE")  # Total Selfie: inpainting pipeline (base or fine-tuned)

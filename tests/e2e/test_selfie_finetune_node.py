@@ -1,0 +1,77 @@
+"""The Total Selfie fine-tune node in the real server: a few steps on the tiny selfie
+pipeline, saved into models/recompose/selfie, and the fine-tuned copy used for inpainting;
+bad inputs are explained."""
+import pytest
+from safetensors import safe_open
+
+from scripts.harness.server import WorkflowError
+
+SIZE = 64
+
+
+def scaled(node_id, image, size=SIZE):
+    return {node_id: {"class_type": "ImageScale", "inputs": {"image": image, "upscale_method": "bilinear",
+                                                              "width": size, "height": size, "crop": "center"}}}
+
+
+def load(node_id, name):
+    return {node_id: {"class_type": "LoadImage", "inputs": {"image": name}}}
+
+
+def finetune_prompt(save_as, with_mask=True, person=("21", 0)):
+    prompt = {"1": {"class_type": "RecomposeSelfieInpaintLoader", "inputs": {"model": "recompose_tiny_pbe_selfie2full"}},
+              **load("10", "recompose_china.png"), **scaled("11", ["10", 0]),
+              **load("20", "recompose_grace_hopper.png"), **scaled("21", ["20", 0]),
+              "30": {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": SIZE, "height": SIZE}},
+              "31": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 16, "height": 44}},
+              "32": {"class_type": "MaskComposite", "inputs": {"destination": ["30", 0], "source": ["31", 0],
+                                                               "x": 24, "y": 10, "operation": "add"}}}
+    selfies = {}
+    for i, (name, part) in enumerate(zip(("recompose_astronaut.png", "recompose_chelsea.png", "recompose_coffee.png",
+                                          "recompose_astronaut.png"), ("face", "upper_body", "lower_body", "shoes"))):
+        prompt.update(load(f"4{i}", name))
+        prompt.update(scaled(f"5{i}", [f"4{i}", 0], 48))
+        selfies[part] = [f"5{i}", 0]
+    inputs = {"selfie_pipe": ["1", 0], "background": ["11", 0], "person": list(person), **selfies, "steps": 3,
+              "learning_rate": 1e-3, "batch_size": 2, "augmentations": 6, "seed": 0, "lora_rank": 0,
+              "save_as": save_as}
+    if with_mask:
+        inputs["person_mask"] = ["32", 0]
+    prompt["60"] = {"class_type": "RecomposeSelfieFineTune", "inputs": inputs}
+    prompt["61"] = {"class_type": "PreviewAny", "inputs": {"source": ["60", 1]}}
+    prompt["70"] = {"class_type": "GrowMask", "inputs": {"mask": ["32", 0], "expand": 4, "tapered_corners": False}}
+    prompt["71"] = {"class_type": "RecomposeSelfieInpaint",
+                    "inputs": {"selfie_pipe": ["60", 0], "background": ["11", 0], "mask": ["70", 0], **selfies,
+                               "steps": 2, "cfg": 1.0, "seed": 0, "scheduler": "default", "blend_s": 0.4,
+                               "dilation": 4}}
+    prompt["72"] = {"class_type": "PreviewImage", "inputs": {"images": ["71", 0]}}
+    return prompt
+
+
+def test_finetune_node_saves_a_unet_file_and_the_tuned_pipe_inpaints(comfy):
+    comfy.run(finetune_prompt("selfie_e2e.safetensors"), timeout=600)
+    saved = comfy.base / "models" / "recompose" / "selfie" / "selfie_e2e.safetensors"
+    assert saved.exists()
+    with safe_open(str(saved), framework="pt") as f:
+        meta = f.metadata()
+        keys = set(f.keys())
+    assert meta["format"] == "recompose_selfie_finetune" and meta["kind"] == "unet"
+    assert (meta["steps"], meta["augmentations"], meta["batch_size"]) == ("3", "6", "2")
+    assert "conv_in.weight" in keys and any(k.startswith("down_blocks.0.attentions.0") for k in keys)
+
+
+def test_finetune_node_finds_the_person_of_a_composite_without_a_mask(comfy):
+    prompt = finetune_prompt("selfie_composite.safetensors", with_mask=False, person=("80", 0))
+    prompt["80"] = {"class_type": "ImageCompositeMasked",
+                    "inputs": {"destination": ["11", 0], "source": ["21", 0], "x": 0, "y": 0, "resize_source": False,
+                               "mask": ["32", 0]}}
+    comfy.run(prompt, timeout=600)
+    assert (comfy.base / "models" / "recompose" / "selfie" / "selfie_composite.safetensors").exists()
+
+
+def test_finetune_node_explains_bad_input(comfy):
+    # The person input is the background itself: nothing differs, so the node must say what to connect.
+    with pytest.raises(WorkflowError, match="person mask"):
+        comfy.run(finetune_prompt("selfie_nomask.safetensors", with_mask=False, person=("11", 0)), timeout=300)
+    with pytest.raises(WorkflowError, match="plain file name"):
+        comfy.run(finetune_prompt("../selfie_bad.safetensors"), timeout=300)

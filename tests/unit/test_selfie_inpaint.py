@@ -1,0 +1,287 @@
+"""Total Selfie selfie-conditioned inpainting on tiny folders in the official layouts."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from pipelines.common.errors import CheckpointFormatError, InputError
+from pipelines.common.progress import Progress
+from pipelines.selfie_inpaint import blending
+from pipelines.selfie_inpaint.controlnet import ControlSpec, load_controlnet
+from pipelines.selfie_inpaint.encoder import official_state_dict
+from pipelines.selfie_inpaint.loader import load_selfie_image_encoder, load_selfie_pipeline
+from pipelines.selfie_inpaint.pipeline import make_scheduler
+from tests.fixtures import build_selfie_inpaint as fixture
+
+SIZE = 128  # 16x16 latents
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    torch.set_num_threads(1)
+    return fixture.build(tmp_path_factory.mktemp("selfie_models"))
+
+
+@pytest.fixture(scope="module")
+def trained(folders):
+    return load_selfie_pipeline(folders["selfie2full"])
+
+
+@pytest.fixture(scope="module")
+def plain(folders):
+    return load_selfie_pipeline(folders["paint_by_example"])
+
+
+@pytest.fixture(scope="module")
+def controlnet(folders):
+    return load_controlnet(folders["controlnet"])
+
+
+def _selfies(seed=0, batch=1):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(batch, 48 + 8 * i, 40, 3, generator=g) for i in range(4)]
+
+
+def _scene(batch=1):
+    g = torch.Generator().manual_seed(5)
+    background = torch.rand(batch, SIZE, SIZE, 3, generator=g)
+    mask = torch.zeros(batch, SIZE, SIZE)
+    mask[:, 24:104, 40:88] = 1.0
+    person = torch.zeros(batch, SIZE, SIZE)
+    person[:, 40:96, 56:72] = 1.0
+    return background, mask, person
+
+
+# --- encoder -------------------------------------------------------------------------------------------------------
+
+def test_encoder_modes_give_one_fused_token_or_four_separate_ones(folders):
+    fused = load_selfie_image_encoder(folders["selfie2full"] / "image_encoder")
+    separate = load_selfie_image_encoder(folders["paint_by_example"] / "image_encoder")
+    assert (fused.mode, separate.mode) == ("trained", "four_tokens")
+    pixels = torch.randn(2, 4, 3, fixture.CLIP_SIZE, fixture.CLIP_SIZE)
+    with torch.no_grad():
+        one = fused(pixels)
+        four = separate.encode_tokens(pixels)
+        assert one.shape == (2, 1, fixture.CROSS) and four.shape == (2, 4, fixture.CROSS)
+        # eq. 3.2: L over the concatenation [F(I_f), F(I_u), F(I_l), F(I_s)]
+        feats = fused.selfie_features(pixels)
+        assert torch.allclose(one[:, 0], fused.proj_out(torch.cat(list(feats.unbind(1)), dim=1)), atol=1e-5)
+        # training-free tokens: token k only sees selfie k
+        changed = pixels.clone()
+        changed[:, 2] = torch.randn_like(changed[:, 2])
+        four_changed = separate.encode_tokens(changed)
+        assert torch.allclose(four_changed[:, [0, 1, 3]], four[:, [0, 1, 3]], atol=1e-5)
+        assert not torch.allclose(four_changed[:, 2], four[:, 2], atol=1e-3)
+        # the fused token depends on the order of the selfies
+        assert not torch.allclose(fused(pixels[:, [1, 0, 2, 3]]), one, atol=1e-4)
+    with pytest.raises(ValueError):
+        separate(pixels)
+    assert fused.uncond_tokens(3).shape == (3, 1, fixture.CROSS)
+    assert separate.uncond_tokens(3).shape == (3, 4, fixture.CROSS)
+
+
+def test_encoder_reads_the_released_clip_key_names(folders):
+    from safetensors.torch import load_file
+
+    path = folders["selfie2full"] / "image_encoder" / "model.safetensors"
+    saved = load_file(str(path))
+    assert any(k.startswith("model.vision_model.") for k in saved)  # transformers-4 naming on disk
+    encoder = load_selfie_image_encoder(path.parent)
+    reloaded = official_state_dict(encoder)
+    assert reloaded.keys() == saved.keys()
+    assert all(torch.equal(reloaded[k], saved[k]) for k in saved)
+    assert torch.equal(encoder.proj_out.weight, saved["proj_out.weight"])
+    assert encoder.proj_out.in_features == 4 * fixture.CLIP_CONFIG["hidden_size"]
+    assert torch.equal(encoder.uncond_vector, saved["uncond_vector"])
+
+
+# --- loader --------------------------------------------------------------------------------------------------------
+
+def test_loader_builds_both_folder_kinds(trained, plain):
+    for pipe, mode, tokens in ((trained, "trained", 1), (plain, "four_tokens", 4)):
+        assert pipe.mode == mode
+        assert pipe.unet.config.in_channels == 9
+        assert type(pipe.scheduler).__name__ == "PNDMScheduler"
+        assert pipe.preprocess.crop == fixture.CLIP_SIZE
+        assert pipe.encode_selfies(_selfies(batch=2)).shape == (2, tokens, fixture.CROSS)
+        assert mode in pipe.describe() or ("fused" in pipe.describe()) == (mode == "trained")
+
+
+def test_loader_errors_name_the_folder_and_what_is_expected(folders, tmp_path):
+    with pytest.raises(CheckpointFormatError, match="Model folder not found") as err:
+        load_selfie_pipeline(tmp_path / "no_such_model")
+    assert "no_such_model" in str(err.value) and "model_index.json" in str(err.value)
+
+    broken = tmp_path / "no_proj"
+    shutil.copytree(folders["selfie2full"], broken)
+    from safetensors.torch import load_file, save_file
+
+    weights = broken / "image_encoder" / "model.safetensors"
+    state = {k: v for k, v in load_file(str(weights)).items() if not k.startswith("proj_out.")}
+    save_file(state, str(weights))
+    with pytest.raises(CheckpointFormatError, match="proj_out.weight") as err:
+        load_selfie_pipeline(broken)
+    assert "image_encoder" in str(err.value)
+
+    state["proj_out.weight"] = torch.zeros(fixture.CROSS, 3 * fixture.CLIP_CONFIG["hidden_size"])
+    state["proj_out.bias"] = torch.zeros(fixture.CROSS)
+    save_file(state, str(weights))
+    with pytest.raises(CheckpointFormatError, match="takes 96 features; expected 128"):
+        load_selfie_pipeline(broken)
+
+    (broken / "unet" / "config.json").unlink()
+    with pytest.raises(CheckpointFormatError, match="missing unet/config.json"):
+        load_selfie_pipeline(broken)
+
+
+def test_loader_rejects_a_text_to_image_unet(folders, tmp_path):
+    folder = tmp_path / "sd"
+    shutil.copytree(folders["paint_by_example"], folder)
+    from diffusers import UNet2DConditionModel
+
+    UNet2DConditionModel(**{**fixture.UNET_CONFIG, "in_channels": 4}).save_pretrained(folder / "unet")
+    with pytest.raises(CheckpointFormatError, match="4 input channels, not the 9"):
+        load_selfie_pipeline(folder)
+
+
+# --- eq. 3.4 -------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["pndm", "ddim"])
+def test_blending_equals_eq_3_4_at_every_step(trained, name):
+    scheduler = make_scheduler(trained.scheduler, name)
+    scheduler.set_timesteps(10)
+    timesteps = scheduler.timesteps
+    n, s = len(timesteps), 0.4
+    g = torch.Generator().manual_seed(1)
+    background, noise = torch.randn(1, 4, 8, 8, generator=g), torch.randn(1, 4, 8, 8, generator=g)
+    keep = (torch.rand(1, 1, 8, 8, generator=g) > 0.5).float()
+    acp = scheduler.alphas_cumprod
+    blended_steps = 0
+    for i in range(n):
+        z_f = torch.randn(1, 4, 8, 8, generator=g)
+        next_t = timesteps[i + 1] if i + 1 < n else None
+        z_b = background if next_t is None else acp[next_t].sqrt() * background + (1 - acp[next_t]).sqrt() * noise
+        t_index = n - i  # t of eq. 3.4 counts down from T
+        expected = z_f * keep + z_b * (1 - keep) if t_index > s * n else z_f
+        got = blending.blend(z_f, blending.background_latent_at(scheduler, background, noise, next_t), keep) \
+            if blending.blends_at(i, n, s) else z_f
+        assert torch.allclose(got, expected, atol=1e-6), f"step {i}"
+        blended_steps += blending.blends_at(i, n, s)
+    assert blended_steps == n - int(s * n)
+    # the official run: 50 steps, s = 0.4 -> the first 30 steps blend (blending_step=30)
+    assert sum(blending.blends_at(i, 50, 0.4) for i in range(50)) == 30
+
+
+def test_dilation_and_latent_foreground():
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 30, 30] = 1
+    grown = blending.dilate(mask, 3)
+    assert grown.sum() == 49 and grown[0, 0, 27, 27] == 1 and grown[0, 0, 26, 30] == 0
+    assert blending.latent_foreground(grown, (8, 8)).sum() == 4  # rows/cols 27..33 touch cells 3 and 4
+    assert blending.latent_foreground(blending.dilate(mask, 1), (8, 8)).sum() == 1  # 29..31: cell 3 only
+
+
+def test_loop_keeps_background_latent_outside_the_dilated_person(trained):
+    background, mask, person = _scene()
+    run = dict(steps=6, cfg=3.0, seed=2, dilation=8, foreground_mask=person)
+    always = trained.generate_latents(background, mask, _selfies(), blend_s=0.0, **run)
+    never = trained.generate_latents(background, mask, _selfies(), blend_s=1.0, **run)
+    bg_latent = trained._encode(background.permute(0, 3, 1, 2) * 2 - 1)
+    outside = 1 - blending.latent_foreground(blending.dilate(person[:, None], 8), always.shape[-2:])
+    assert 0 < outside.mean() < 1
+    assert torch.allclose(always * outside, bg_latent * outside, atol=1e-5)
+    assert not torch.allclose(never * outside, bg_latent * outside, atol=1e-2)
+    # inside the dilated person the model generates freely
+    assert not torch.allclose(always * (1 - outside), bg_latent * (1 - outside), atol=1e-2)
+
+
+# --- ControlNet ----------------------------------------------------------------------------------------------------
+
+def test_controlnet_residuals_reach_the_unet(trained, controlnet):
+    background, mask, _ = _scene()
+    control_image = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(9))
+    run = dict(steps=4, cfg=3.0, seed=4, blend_s=1.0)
+    plain_run = trained.generate_latents(background, mask, _selfies(), **run)
+    off = trained.generate_latents(background, mask, _selfies(), control=ControlSpec(controlnet, control_image, 0.0),
+                                   **run)
+    on = trained.generate_latents(background, mask, _selfies(), control=ControlSpec(controlnet, control_image, 1.0),
+                                  **run)
+    half = trained.generate_latents(background, mask, _selfies(),
+                                    control=ControlSpec(controlnet, control_image, 1.0, 0.5, 1.0), **run)
+    assert torch.equal(off, plain_run)
+    assert (on - plain_run).abs().max() > 1e-3
+    assert (half - plain_run).abs().max() > 1e-4 and (half - on).abs().max() > 1e-4
+
+
+def test_controlnet_receives_the_selfie_embedding(trained, controlnet):
+    seen = {}
+    hook = controlnet.register_forward_hook(lambda m, a, kw, out: seen.update(ctx=kw["encoder_hidden_states"]),
+                                            with_kwargs=True)
+    try:
+        background, mask, _ = _scene()
+        trained.generate_latents(background, mask, _selfies(), steps=2, cfg=3.0, blend_s=1.0,
+                                 control=ControlSpec(controlnet, torch.rand(1, 32, 32, 3)))
+    finally:
+        hook.remove()
+    expected = torch.cat([trained.image_encoder.uncond_tokens(1), trained.encode_selfies(_selfies())])
+    assert torch.allclose(seen["ctx"], expected, atol=1e-5)
+
+
+def test_control_window_follows_start_and_end(controlnet):
+    spec = ControlSpec(controlnet, torch.rand(1, 8, 8, 3), 1.0, 0.2, 0.6)
+    assert [i for i in range(10) if spec.active(i, 10)] == [2, 3, 4, 5]
+    with pytest.raises(InputError, match="start"):
+        ControlSpec(controlnet, torch.rand(1, 8, 8, 3), 1.0, 0.7, 0.3).prepared((64, 64), 1, True, "cpu",
+                                                                                torch.float32)
+
+
+def test_single_file_controlnet_loads_offline(controlnet, folders, tmp_path):
+    from safetensors.torch import save_file
+
+    single = tmp_path / "tiny_canny.safetensors"
+    save_file({k: v.contiguous() for k, v in controlnet.state_dict().items()}, str(single))
+    loaded = load_controlnet(single, config_dir=str(folders["controlnet"]))
+    for (k, a), b in zip(controlnet.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), k
+    # default = the shipped SD1.5 config: a tiny file does not fit it, and the error says so
+    with pytest.raises(CheckpointFormatError, match="tiny_canny.safetensors"):
+        load_controlnet(single)
+    assert json.loads((fixture.ROOT / "pipelines/selfie_inpaint/configs/controlnet_sd15/config.json").read_text())[
+        "cross_attention_dim"] == 768
+
+
+# --- whole pipeline ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("which", ["trained", "plain"])
+def test_inpaint_produces_finite_images_with_progress(request, which):
+    pipe = request.getfixturevalue(which)
+    background, mask, person = _scene(batch=2)
+    steps_seen = []
+    progress = Progress(5, lambda done, total, preview: steps_seen.append((done, total, preview.shape)))
+    out = pipe.inpaint(background, mask, _selfies(), foreground_mask=person, steps=5, cfg=5.0, seed=1,
+                       scheduler="ddim", progress=progress)
+    assert out.shape == (2, SIZE, SIZE, 3) and torch.isfinite(out).all()
+    assert 0 <= out.min() and out.max() <= 1
+    assert [d for d, _, _ in steps_seen] == [1, 2, 3, 4, 5]
+    assert steps_seen[0][2] == (1, SIZE // 8, SIZE // 8, 3)
+    again = pipe.inpaint(background, mask, _selfies(), foreground_mask=person, steps=5, cfg=5.0, seed=1,
+                         scheduler="ddim")
+    assert torch.equal(out, again)  # seeded
+    other = pipe.inpaint(background, mask, _selfies(seed=3), foreground_mask=person, steps=5, cfg=5.0, seed=1,
+                         scheduler="ddim")
+    assert (other - out).abs().max() > 1e-4  # the selfies condition the result
+
+
+def test_inpaint_input_errors(trained):
+    background, mask, _ = _scene()
+    with pytest.raises(InputError, match="empty"):
+        trained.inpaint(background, torch.zeros_like(mask), _selfies(), steps=1)
+    with pytest.raises(InputError, match="same size"):
+        trained.inpaint(background, mask[:, :64], _selfies(), steps=1)
+    with pytest.raises(InputError, match="multiples of 16"):
+        trained.inpaint(background[:, :120], mask[:, :120], _selfies(), steps=1)
+    with pytest.raises(InputError, match="4 selfies"):
+        trained.inpaint(background, mask, _selfies()[:3], steps=1)
+    with pytest.raises(InputError, match="Unknown scheduler"):
+        trained.inpaint(background, mask, _selfies(), steps=1, scheduler="lms")
