@@ -1,9 +1,12 @@
 """What every adapter needs from ComfyUI: progress + cancel, devices, model files."""
 import os
+import weakref
 
 import comfy.model_management as mm
+import comfy.model_patcher
 import comfy.utils
 import folder_paths
+import torch
 
 from PIL import Image
 
@@ -44,6 +47,60 @@ def output_device():
 
 def model_dtype(device=None):
     return mm.unet_dtype(device=device)
+
+
+def offload_device():
+    """Where loader nodes put models: ComfyUI moves them to the compute device when they run."""
+    return mm.unet_offload_device()
+
+
+def load_placement():
+    """(device, dtype) for loader nodes: the offload device, in the dtype models run in on the
+    compute device (float32 on CPU; ComfyUI's fp16/bf16 choice on a GPU)."""
+    device = mm.get_torch_device()
+    dtype = torch.float32 if device.type == "cpu" else mm.unet_dtype(device=device)
+    if dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        dtype = torch.float16  # fp8 storage types are not compute types for these models
+    return offload_device(), dtype
+
+
+class _ModuleSet(torch.nn.Module):
+    """A plain container, so ModelPatcher can track modules it did not build (diffusers models
+    have a read-only ``device`` property, which ModelPatcher sets on the model it holds)."""
+
+    def __init__(self, modules):
+        super().__init__()
+        self.parts = torch.nn.ModuleList(modules)
+
+
+_PATCHERS = weakref.WeakKeyDictionary()  # loaded model object -> its ModelPatcher, dropped with it
+
+
+def load_models(*owners) -> torch.device:
+    """Puts the owners' torch modules on the compute device, all in one go, through
+    comfy.model_management: it frees other models' memory first and offloads these when another
+    model needs room. An owner is an nn.Module or an object with ``torch_modules()``; others
+    (None, a painter without weights) are skipped. Call it in every execute that runs them."""
+    patchers = [_patcher(owner) for owner in owners if _modules_of(owner)]
+    mm.load_models_gpu(patchers, force_full_load=True)
+    for patcher in patchers:
+        patcher.model.to(patcher.load_device)  # a module shared with another owner may have been offloaded
+    return mm.get_torch_device()
+
+
+def _modules_of(owner) -> list:
+    if isinstance(owner, torch.nn.Module):
+        return [owner]
+    return [m for m in getattr(owner, "torch_modules", list)() if m is not None]
+
+
+def _patcher(owner):
+    patcher = _PATCHERS.get(owner)
+    if patcher is None:
+        patcher = comfy.model_patcher.ModelPatcher(_ModuleSet(_modules_of(owner)), load_device=mm.get_torch_device(),
+                                                   offload_device=offload_device())
+        _PATCHERS[owner] = patcher
+    return patcher
 
 
 def model_files(folder: str) -> list[str]:

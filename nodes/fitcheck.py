@@ -6,8 +6,8 @@ from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import cover_crop, image_to_bchw, require_same_size
-from ._runtime import (model_dirs, model_dtype, model_files, output_device, progress, resolve_dir, resolve_file,
-                       torch_device)
+from ._runtime import (load_models, load_placement, model_dirs, model_files, output_device, progress, resolve_dir,
+                       resolve_file)
 
 CATEGORY = "Recompose/Fit Check"
 REFERENCE_COUNT = 2
@@ -160,10 +160,7 @@ class RecomposeFitCheckLoader(io.ComfyNode):
     def execute(cls, svd_model, weights) -> io.NodeOutput:
         from ..pipelines.mimicmotion.loader import load_fitcheck_pipeline
 
-        device = torch_device()
-        dtype = torch.float32 if device.type == "cpu" else model_dtype(device)
-        if dtype not in (torch.float16, torch.bfloat16, torch.float32):
-            dtype = torch.float16
+        device, dtype = load_placement()
         pipe = load_fitcheck_pipeline(resolve_dir("diffusers", svd_model), resolve_file("recompose_fitcheck", weights),
                                       device=device, dtype=dtype)
         return io.NodeOutput(pipe)
@@ -232,6 +229,7 @@ class RecomposeFitCheckSampler(io.ComfyNode):
         reference_poses = None
         if front_pose is not None:
             reference_poses = torch.cat([_fit(front_pose[:1], width, height), _fit(back_pose[:1], width, height)])
+        load_models(fitcheck_pipe)
         frames = fitcheck_pipe(
             _fit(front[:1], width, height), _fit(back[:1], width, height), _fit(poses, width, height),
             background=None if background is None else _fit(background[:1], width, height),

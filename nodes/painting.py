@@ -5,7 +5,8 @@ RECOMPOSE_MASK_GENERATOR, RECOMPOSE_INSTRUCTIONS)."""
 import torch
 from comfy_api.latest import io
 
-from ._runtime import model_dirs, model_files, output_device, progress, resolve_dir, resolve_file
+from ._runtime import (load_models, load_placement, model_dirs, model_files, output_device, progress, resolve_dir,
+                       resolve_file)
 from ._types import InstructionsType, MaskGeneratorType, PainterType
 
 CATEGORY = "Recompose/Inverse Painting"
@@ -22,16 +23,6 @@ def _checkpoints(prefer: str) -> list:
 
 def _dirs(folder: str, marker: str) -> list:
     return model_dirs(folder, marker) or [NO_FILE]
-
-
-def _device_dtype():
-    from ._runtime import model_dtype, torch_device
-
-    device = torch_device()
-    dtype = torch.float32 if device.type == "cpu" else model_dtype(device)
-    if dtype not in (torch.float16, torch.bfloat16, torch.float32):
-        dtype = torch.float16
-    return device, dtype
 
 
 class PaintingRendererLoader(io.ComfyNode):
@@ -66,7 +57,7 @@ class PaintingRendererLoader(io.ComfyNode):
     def execute(cls, checkpoint, base_model, clip_model) -> io.NodeOutput:
         from ..pipelines.inverse_painting.renderer import load_renderer
 
-        device, dtype = _device_dtype()
+        device, dtype = load_placement()
         painter = load_renderer(resolve_file("recompose_painting", checkpoint),
                                 resolve_dir("diffusers", base_model), resolve_dir("clip_vision", clip_model),
                                 device=device, dtype=dtype)
@@ -148,7 +139,7 @@ class PaintingMaskGeneratorLoader(io.ComfyNode):
     def execute(cls, checkpoint, base_model) -> io.NodeOutput:
         from ..pipelines.inverse_painting.mask_generator import load_mask_generator
 
-        device, dtype = _device_dtype()
+        device, dtype = load_placement()
         gen = load_mask_generator(resolve_file("recompose_painting", checkpoint), resolve_dir("diffusers", base_model),
                                   device=device, dtype=dtype)
         return io.NodeOutput(gen)
@@ -201,6 +192,7 @@ class InversePaint(io.ComfyNode):
         from ..pipelines.inverse_painting.loop import paint
 
         image = image_to_bchw(target)
+        load_models(painter, mask_generator, instructions)
         bar = progress(max_updates)
         res = paint(image[:1], painter, mask_generator, instructions, interval_s=interval_s,
                     max_updates=max_updates, short_side=short_side, progress=bar)

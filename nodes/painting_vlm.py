@@ -7,7 +7,7 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..pipelines.common import CheckpointFormatError
-from ._runtime import model_dtype, torch_device
+from ._runtime import load_placement
 from ._types import InstructionsType
 
 CATEGORY = "Recompose/Inverse Painting"
@@ -74,9 +74,9 @@ class RecomposeVLMInstructions(io.ComfyNode):
     def execute(cls, model, max_words) -> io.NodeOutput:
         from ..pipelines.inverse_painting.vlm import load_vlm_instructions
 
-        device = torch_device()
+        device, dtype = load_placement()
         folder = resolve_vlm_folder(model)
-        return io.NodeOutput(load_vlm_instructions(folder, max_words, dtype=model_dtype(device), device=device))
+        return io.NodeOutput(load_vlm_instructions(folder, max_words, dtype=dtype, device=device))
 
 
 NODES = [RecomposeVLMInstructions]

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ._runtime import model_dtype, model_files, output_device, progress, resolve_file, torch_device
+from ._runtime import load_models, model_dtype, model_files, output_device, progress, resolve_file
 
 CATEGORY = "Recompose/Total Selfie"
 FaceLandmarksType = io.Custom("RECOMPOSE_FACE_LANDMARKS")
@@ -150,7 +150,7 @@ class FaceUndistort(io.ComfyNode):
         settings = UndistortSettings(far_m=far_distance_m, distance_m=selfie_distance_m, fov_deg=fov_degrees,
                                      face_index=face_index, on_no_face=on_no_face, falloff=falloff,
                                      depth_is_disparity=depth_is_disparity)
-        device = torch_device()
+        device = load_models(corrector if mode != "geometry" else None)
         result, report = correct_faces(mode, image, settings, corrector, landmarks=landmarks, depth=depth,
                                        depth_mask=depth_mask, progress=progress(image.shape[0]), device=device,
                                        dtype=model_dtype(device))

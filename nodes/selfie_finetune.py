@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import image_to_bchw, require_same_size
-from ._runtime import progress
+from ._runtime import load_models, progress
 from ._types import SelfiePipeType
 
 CATEGORY = "Recompose/Total Selfie"
@@ -99,6 +99,7 @@ class RecomposeSelfieFineTune(io.ComfyNode):
                                    [image_to_bchw(s[:1])[0] for s in (face, upper_body, lower_body, shoes)],
                                    count=augmentations, seed=seed)
         out_path = os.path.join(folder_path_for(FOLDER), save_as)
+        load_models(selfie_pipe)
         tuned = finetune_pipeline(selfie_pipe, capture, out_path, steps=steps, lr=learning_rate,
                                   batch_size=batch_size, lora_rank=lora_rank, seed=seed, progress=progress(steps))
         return io.NodeOutput(tuned, out_path)

@@ -3,11 +3,11 @@ folders and ControlNets, and the inpainting node (four selfies -> a full-body pe
 Custom types RECOMPOSE_SELFIE_PIPE and RECOMPOSE_SELFIE_CONTROLNET carry diffusers models."""
 import os
 
-import torch
 from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
-from ._runtime import model_dirs, model_files, output_device, progress, resolve_dir, resolve_file
+from ._runtime import (load_models, load_placement, model_dirs, model_files, output_device, progress, resolve_dir,
+                       resolve_file)
 from ._types import SelfiePipeType
 
 CATEGORY = "Recompose/Total Selfie"
@@ -15,14 +15,6 @@ NO_MODEL = "(none found)"
 SelfieControlNetType = io.Custom("RECOMPOSE_SELFIE_CONTROLNET")
 SCHEDULER_CHOICES = ["default", "pndm", "ddim", "euler", "dpmpp_2m"]
 CONTROLNET_FILE_EXT = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
-
-
-def _device_dtype():
-    from ._runtime import model_dtype, torch_device
-
-    device = torch_device()
-    dtype = torch.float32 if device.type == "cpu" else model_dtype(device)
-    return device, dtype if dtype in (torch.float16, torch.bfloat16, torch.float32) else torch.float16
 
 
 def _pipeline_folders() -> list:
@@ -68,7 +60,7 @@ class RecomposeSelfieInpaintLoader(io.ComfyNode):
     def execute(cls, model) -> io.NodeOutput:
         from ..pipelines.selfie_inpaint.loader import load_selfie_pipeline
 
-        device, dtype = _device_dtype()
+        device, dtype = load_placement()
         pipe = load_selfie_pipeline(resolve_dir("diffusers", model), device=device, dtype=dtype)
         return io.NodeOutput(pipe, pipe.describe())
 
@@ -98,7 +90,7 @@ class RecomposeSelfieControlNetLoader(io.ComfyNode):
     def execute(cls, controlnet) -> io.NodeOutput:
         from ..pipelines.selfie_inpaint.controlnet import load_controlnet
 
-        device, dtype = _device_dtype()
+        device, dtype = load_placement()
         folders = model_dirs("controlnet", "config.json")
         path = resolve_dir("controlnet", controlnet) if controlnet in folders else resolve_file("controlnet",
                                                                                                  controlnet)
@@ -178,6 +170,7 @@ class RecomposeSelfieInpaint(io.ComfyNode):
             raise InputError("Connect both 'controlnet' and 'control_image' to guide the pose, or neither.")
         control = None if controlnet is None else ControlSpec(controlnet, control_image, control_scale,
                                                               control_start, control_end)
+        load_models(selfie_pipe, controlnet)
         bar = progress(steps)
         image = selfie_pipe.inpaint(background, mask, [face, upper_body, lower_body, shoes],
                                     foreground_mask=person_mask, control=control, steps=steps, cfg=cfg, seed=seed,

@@ -5,7 +5,7 @@ from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import bchw_to_image, image_to_bchw
-from ._runtime import model_files, output_device, progress, resolve_file, torch_device
+from ._runtime import load_models, model_files, output_device, progress, resolve_file, torch_device
 
 CATEGORY = "Recompose/AlignTok"
 FOLDER = "recompose_aligntok"
@@ -17,7 +17,8 @@ def _model(tokenizer):
 
     if not isinstance(tokenizer, AlignTok):
         raise InputError("'tokenizer' must come from 'Load AlignTok Tokenizer'.")
-    return tokenizer.to(torch_device())
+    load_models(tokenizer)
+    return tokenizer
 
 
 class RecomposeAlignTokLoader(io.ComfyNode):

@@ -14,7 +14,7 @@ long side is capped at ``max_long_side``), padded with black to a multiple of 16
 ``pad_to_16``) and every keyframe is cropped back and resized to the input size.
 """
 import math
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F

@@ -77,8 +77,11 @@ class RPMaskGenerator:
     def dtype(self):
         return next(self.unet.parameters()).dtype
 
+    def torch_modules(self) -> list:
+        return [self.unet, self.time_encoder, self.vae, self.text_encoder.model]
+
     def to(self, device=None, dtype=None):
-        for m in (self.unet, self.time_encoder, self.vae, self.text_encoder.model):
+        for m in self.torch_modules():
             m.to(device=device, dtype=dtype)
         self.text_encoder._cache.clear()
         self._target_cache = None

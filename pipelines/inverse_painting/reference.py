@@ -102,7 +102,6 @@ class BankReader:
             return _out(attn, _plain_attention(attn, hidden_states))
         if st.mode == "official":
             return self._official(attn, hidden_states)
-        use = st.use_ref  # bool [B]
         h = hidden_states
         q = _heads_view(attn.to_q(h), attn.heads)
         k = _heads_view(attn.to_k(h), attn.heads)

@@ -196,9 +196,12 @@ class CanvasRenderer:
     def dtype(self):
         return next(self.unet.parameters()).dtype
 
+    def torch_modules(self) -> list:
+        return [self.unet, self.referencenet, self.canvas_encoder, self.next_clip, self.time_encoder, self.vae,
+                self.text_encoder.model, self.clip_encoder]
+
     def to(self, device=None, dtype=None):
-        for m in (self.unet, self.referencenet, self.canvas_encoder, self.next_clip, self.time_encoder, self.vae,
-                  self.text_encoder.model, self.clip_encoder):
+        for m in self.torch_modules():
             m.to(device=device, dtype=dtype)
         self.text_encoder._cache.clear()
         self.end()

@@ -125,6 +125,9 @@ class VLMInstructions:
         self.notes: List[str] = []
         self.answers: List[str] = []  # raw model answers, one per call
 
+    def torch_modules(self) -> list:
+        return [self.model]
+
     @torch.no_grad()
     def ask(self, image: Image.Image) -> str:
         """The model's raw answer to the question about ``image``."""

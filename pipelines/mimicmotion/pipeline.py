@@ -82,6 +82,9 @@ class FitCheckPipeline:
         self.image_processor, self.scheduler, self.pose_net = image_processor, scheduler, pose_net
         self.source = source
 
+    def torch_modules(self) -> list:
+        return [self.unet, self.vae, self.image_encoder, self.pose_net]
+
     @property
     def device(self):
         return self.unet.device

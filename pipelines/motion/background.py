@@ -28,7 +28,7 @@ def fit_plane_ransac(points: np.ndarray, iterations: int = 200, threshold: float
         raise InputError("The floor mask covers fewer than 3 pixels; mark the floor in the mask.")
     rng = np.random.default_rng(seed)
     threshold = threshold or 0.01 * float(np.ptp(points[:, 2]) + 1e-6)
-    best_inliers, best_normal = None, None
+    best_inliers = None
     for _ in range(iterations):
         a, b, c = points[rng.choice(len(points), 3, replace=False)]
         n = np.cross(b - a, c - a)
@@ -38,7 +38,7 @@ def fit_plane_ransac(points: np.ndarray, iterations: int = 200, threshold: float
         n /= norm
         inliers = np.abs((points - a) @ n) < threshold
         if best_inliers is None or inliers.sum() > best_inliers.sum():
-            best_inliers, best_normal = inliers, n
+            best_inliers = inliers
     if best_inliers is None:
         raise InputError("The floor points are collinear; no plane can be fitted.")
     # refine on the inliers: the smallest principal direction

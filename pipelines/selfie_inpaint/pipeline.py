@@ -69,6 +69,9 @@ class SelfieInpaintPipeline:
         self.scheduler = scheduler
         self.preprocess = preprocess
 
+    def torch_modules(self) -> list:
+        return [self.unet, self.vae, self.image_encoder]
+
     @property
     def mode(self) -> str:
         return self.image_encoder.mode

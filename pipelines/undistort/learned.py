@@ -34,11 +34,14 @@ CROP_FEATHER = 0.08
 MODES = ("geometry", "learned", "auto")
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: ComfyUI tracks each loaded corrector
 class FaceCorrector:
     path: str
     num_keypoints: int
-    networks: torch.nn.Module  # facevid2vid.FaceCorrectorNetworks, eval mode, on the CPU between runs
+    networks: torch.nn.Module  # facevid2vid.FaceCorrectorNetworks, eval mode
+
+    def torch_modules(self) -> list:
+        return [self.networks]
 
     @property
     def name(self) -> str:
@@ -131,7 +134,6 @@ def undistort_faces_learned(images: torch.Tensor, corrector: FaceCorrector, face
             notes.append(note)
             progress.step(preview=out.permute(0, 2, 3, 1)[..., :3])
     finally:
-        corrector.networks.to("cpu")
         if own_detector is not None:
             own_detector.close()
     return LearnedResult(torch.cat(outs).permute(0, 2, 3, 1).clamp(0, 1), torch.stack(maps), torch.stack(masks),

@@ -1,0 +1,71 @@
+"""Loaded models are placed and freed by comfy.model_management: nodes hand their torch modules to
+``load_models``, which tracks one ModelPatcher per loaded object for as long as the object lives."""
+import gc
+import importlib
+import importlib.util
+import sys
+
+import pytest
+import torch
+
+from scripts.harness.server import COMFY_DIR, REPO
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    sys.path.insert(0, str(COMFY_DIR))
+    from comfy.cli_args import args
+
+    args.cpu = True  # as the server's --cpu; model_management reads it on import
+    if "recompose_pack" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("recompose_pack", REPO / "__init__.py",
+                                                      submodule_search_locations=[str(REPO)])
+        pack = importlib.util.module_from_spec(spec)
+        sys.modules["recompose_pack"] = pack
+        spec.loader.exec_module(pack)
+    import comfy.model_management as mm
+
+    return importlib.import_module("recompose_pack.nodes._runtime"), mm
+
+
+class Pipe:
+    def __init__(self, *modules):
+        self.modules = list(modules)
+
+    def torch_modules(self):
+        return self.modules + [None]
+
+
+def _tracked(mm) -> list:
+    return [m.model.model for m in mm.current_loaded_models if m.model is not None]
+
+
+def test_one_patcher_per_loaded_object_reused_and_dropped_with_it(runtime):
+    rt, mm = runtime
+    unet, vae = torch.nn.Linear(4, 4), torch.nn.Conv2d(3, 3, 1)
+    pipe = Pipe(unet, vae)
+    before = len(mm.current_loaded_models)
+    assert rt.load_models(pipe, None) == mm.get_torch_device()
+    rt.load_models(pipe)
+    tracked = [m for m in _tracked(mm) if unet in list(m.modules())]
+    assert len(tracked) == 1 and vae in list(tracked[0].modules())  # one patcher, both modules
+    assert len(mm.current_loaded_models) == before + 1
+    del pipe, tracked
+    gc.collect()
+    mm.cleanup_models_gc()
+    assert not any(unet in list(m.modules()) for m in _tracked(mm))
+
+
+def test_modules_and_plain_objects(runtime):
+    rt, mm = runtime
+    controlnet = torch.nn.Linear(2, 2)
+    baseline_painter = object()  # no weights: skipped
+    rt.load_models(controlnet, baseline_painter)
+    assert any(controlnet in list(m.modules()) for m in _tracked(mm))
+    assert not rt._modules_of(baseline_painter)
+
+
+def test_loader_placement_is_float32_on_cpu(runtime):
+    rt, _ = runtime
+    device, dtype = rt.load_placement()
+    assert device.type == "cpu" and dtype == torch.float32
