@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ._runtime import load_models, model_dtype, model_files, output_device, progress, resolve_file
+from ._runtime import load_models, load_placement, model_files, output_device, progress, resolve_file
 
 CATEGORY = "Recompose/Total Selfie"
 FaceLandmarksType = io.Custom("RECOMPOSE_FACE_LANDMARKS")
@@ -153,7 +153,7 @@ class FaceUndistort(io.ComfyNode):
         device = load_models(corrector if mode != "geometry" else None)
         result, report = correct_faces(mode, image, settings, corrector, landmarks=landmarks, depth=depth,
                                        depth_mask=depth_mask, progress=progress(image.shape[0]), device=device,
-                                       dtype=model_dtype(device))
+                                       dtype=load_placement()[1])
         flow = {"sampling_map": result.sampling_maps, "size": tuple(image.shape[1:3])}
         return io.NodeOutput(_out(result.images), flow, _out(result.face_masks), report)
 

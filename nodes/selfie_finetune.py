@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import image_to_bchw, require_same_size
-from ._runtime import load_models, progress
+from ._runtime import load_models, model_files, progress, resolve_file
 from ._types import SelfiePipeType
 
 CATEGORY = "Recompose/Total Selfie"
@@ -42,24 +42,29 @@ class RecomposeSelfieFineTune(io.ComfyNode):
             display_name="Total Selfie Fine-Tune (per capture)",
             category=CATEGORY,
             description="Fine-tunes the selfie-conditioned inpainting UNet on one capture (thesis 3.2.2/3.5.5): "
-                        "resize-and-paste augmentations of the person and the selfies onto the background, "
-                        "masked noise-prediction loss, UNet only (or a LoRA). The result is saved into "
-                        "models/recompose/selfie; for long runs or several GPUs use "
+                        "each augmentation pastes one selfie, resized to its body part in a generated full-body "
+                        "image, into the inpainting mask of the background; masked noise-prediction loss, UNet "
+                        "only (or a LoRA). The result is saved into models/recompose/selfie ('Load Selfie "
+                        "Fine-Tune' applies it later); for long runs or several GPUs use "
                         "'python -m pipelines.selfie_finetune.train' (accelerate).",
             inputs=[
                 SelfiePipeType.Input("selfie_pipe", tooltip="From 'Load Selfie Inpainting Model': the pipeline to "
                                                         "fine-tune (it is copied, not changed)."),
                 io.Image.Input("background", tooltip="The background photo I_b (first image of the batch)."),
                 io.Image.Input("person", tooltip="Full-body person image(s) the size of the background: generated "
-                                                 "full-body selfies (the thesis uses 20) or one composite. Each "
+                                                 "full-body selfies without ControlNet (the thesis uses 20) or one "
+                                                 "composite. Only where their body parts are is used; each "
                                                  "augmentation picks one at random."),
                 io.Mask.Input("person_mask", optional=True,
                               tooltip="The person's mask in each person image. Without it, the person is where the "
                                       "image differs from the background (for composites)."),
+                io.Mask.Input("inpaint_mask", optional=True,
+                              tooltip="The inpainting mask M the selfies are pasted into (default: the person box "
+                                      "x1.1, as 'Mask Box')."),
                 *[io.Image.Input(name, tooltip=f"The {name.replace('_', ' ')} selfie (first image of the batch).")
                   for name in SELFIE_INPUTS],
                 io.Int.Input("steps", default=400, min=1, max=100_000,
-                             tooltip="Optimisation steps (the thesis uses 400-800)."),
+                             tooltip="Optimisation steps (thesis: 400)."),
                 io.Float.Input("learning_rate", default=5e-6, min=1e-8, max=1e-2, step=1e-7,
                                tooltip="AdamW learning rate (thesis: 5e-6; LoRA usually wants ~1e-4)."),
                 io.Int.Input("batch_size", default=4, min=1, max=64, tooltip="Augmentations per step (thesis: 4)."),
@@ -83,7 +88,8 @@ class RecomposeSelfieFineTune(io.ComfyNode):
 
     @classmethod
     def execute(cls, selfie_pipe, background, person, face, upper_body, lower_body, shoes, steps, learning_rate,
-                batch_size, augmentations, seed, lora_rank, save_as, person_mask=None) -> io.NodeOutput:
+                batch_size, augmentations, seed, lora_rank, save_as, person_mask=None,
+                inpaint_mask=None) -> io.NodeOutput:
         from ..pipelines.selfie_finetune.augment import AugmentedCapture
         from ..pipelines.selfie_finetune.train import finetune_pipeline
         from ..pipelines.selfie_inpaint.pipeline import SelfieInpaintPipeline
@@ -95,9 +101,11 @@ class RecomposeSelfieFineTune(io.ComfyNode):
             raise InputError("'save_as' must be a plain file name ending in .safetensors.")
         require_same_size(background, person, "The background", "the person image")
         masks = person_masks(person, person_mask, background[:1])
-        capture = AugmentedCapture(image_to_bchw(background[:1])[0], image_to_bchw(person), masks,
+        if inpaint_mask is not None:
+            inpaint_mask = (inpaint_mask if inpaint_mask.ndim == 3 else inpaint_mask[None])[0]
+        capture = AugmentedCapture(image_to_bchw(background[:1])[0], masks,
                                    [image_to_bchw(s[:1])[0] for s in (face, upper_body, lower_body, shoes)],
-                                   count=augmentations, seed=seed)
+                                   count=augmentations, seed=seed, inpaint_mask=inpaint_mask)
         out_path = os.path.join(folder_path_for(FOLDER), save_as)
         load_models(selfie_pipe)
         tuned = finetune_pipeline(selfie_pipe, capture, out_path, steps=steps, lr=learning_rate,
@@ -105,4 +113,33 @@ class RecomposeSelfieFineTune(io.ComfyNode):
         return io.NodeOutput(tuned, out_path)
 
 
-NODES = [RecomposeSelfieFineTune]
+class RecomposeSelfieFineTuneLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RecomposeSelfieFineTuneLoader",
+            display_name="Load Selfie Fine-Tune",
+            category=CATEGORY,
+            description="Applies a per-capture fine-tune (a full UNet or a LoRA saved by 'Total Selfie Fine-Tune' "
+                        "or the fine-tune CLI) to a copy of the selfie inpainting pipeline.",
+            inputs=[
+                SelfiePipeType.Input("selfie_pipe", tooltip="From 'Load Selfie Inpainting Model' (not changed)."),
+                io.Combo.Input("finetune", options=_finetune_files(),
+                               tooltip="A fine-tune file in models/recompose/selfie."),
+            ],
+            outputs=[SelfiePipeType.Output(display_name="selfie_pipe",
+                                           tooltip="A copy of the pipeline with the fine-tuned UNet.")],
+        )
+
+    @classmethod
+    def execute(cls, selfie_pipe, finetune) -> io.NodeOutput:
+        from ..pipelines.selfie_finetune import apply_finetuned_unet
+
+        return io.NodeOutput(apply_finetuned_unet(selfie_pipe, resolve_file(FOLDER, finetune)))
+
+
+def _finetune_files() -> list:
+    return [f for f in model_files(FOLDER) if f.endswith(".safetensors")] or ["(none found)"]
+
+
+NODES = [RecomposeSelfieFineTune, RecomposeSelfieFineTuneLoader]

@@ -171,7 +171,7 @@ class RecomposeSelfieInpaint(io.ComfyNode):
         control = None if controlnet is None else ControlSpec(controlnet, control_image, control_scale,
                                                               control_start, control_end)
         load_models(selfie_pipe, controlnet)
-        bar = progress(steps)
+        bar = progress(selfie_pipe.model_calls(steps, scheduler))
         image = selfie_pipe.inpaint(background, mask, [face, upper_body, lower_body, shoes],
                                     foreground_mask=person_mask, control=control, steps=steps, cfg=cfg, seed=seed,
                                     blend_s=blend_s, dilation=dilation, scheduler=scheduler, progress=bar)

@@ -105,9 +105,9 @@ class FitCheckPipeline:
     def describe(self, background_given: bool, multi_reference: bool) -> str:
         """The user-facing line saying which mode runs and what each input does in it."""
         if self.conditioning_images >= 3:
-            inputs = "front, back and background latents concatenated with the noise"
+            inputs = "front, back and background latents concatenated with the noise; CLIP of front + back"
         else:
-            inputs = "front latent concatenated with the noise (back via CLIP and as frame 2)"
+            inputs = "front latent concatenated with the noise (back as frame 2 and in the mean of the CLIP embeddings)"
             if background_given:
                 inputs += "; background unused: this checkpoint has no background input (8-channel conv_in)"
         attention = "multi-reference attention on" if multi_reference else "plain self-attention"
@@ -127,7 +127,9 @@ class FitCheckPipeline:
 
     @torch.no_grad()
     def encode_clip(self, images: torch.Tensor) -> torch.Tensor:
-        """Sum of the CLIP image embeddings of [B,3,H,W] images (thesis: f_im = E(front) + E(back)) -> [1,1,D]."""
+        """The CLIP image embeddings of [B,3,H,W] images combined -> [1,1,D]: their sum in Fit Check mode
+        (thesis: f_im = E(front) + E(back)); their mean for the public MimicMotion weights, which were
+        trained on one image's embedding (a sum would double its norm)."""
         from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
             _resize_with_antialiasing,
         )
@@ -137,7 +139,9 @@ class FitCheckPipeline:
         mean = torch.tensor(self.image_processor.image_mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.image_processor.image_std, device=x.device).view(1, 3, 1, 1)
         x = ((x - mean) / std).to(self.image_encoder.dtype)
-        return self.image_encoder(x).image_embeds.float().sum(0).view(1, 1, -1)
+        embeds = self.image_encoder(x).image_embeds.float()
+        combined = embeds.sum(0) if self.conditioning_images >= 3 else embeds.mean(0)
+        return combined.view(1, 1, -1)
 
     @torch.no_grad()
     def encode_poses(self, poses: torch.Tensor, chunk: int = 16) -> torch.Tensor:

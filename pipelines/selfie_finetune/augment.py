@@ -1,13 +1,17 @@
 """Resize-and-paste augmentations for per-capture fine-tuning (thesis 3.2.2 and 3.5.5).
 
-Each augmentation pastes a full-body person (one of the candidate images I_n, or a
-composite of the capture) onto the background at a random scale and position, then
-pastes one randomly chosen selfie, resized to the height of its body part and keeping
-its aspect ratio, centred on that part. The inpainting mask is the dilated box around
-everything pasted, so the target equals the background outside the mask.
+The "ground truth" of each augmentation is the background I_b with ONE randomly chosen selfie
+pasted into the inpainting mask M: the selfie is resized to the height of its body part in a
+candidate full-body image I_n (aspect ratio kept) and centred on that part. The candidates
+(the thesis generates 20 without ControlNet) only say where the parts are; their pixels are
+never pasted, so the model is not taught their (wrong) outfit or identity. M is the capture's
+inpainting mask (default: the candidates' person box x1.1, as in 3.5.3); the selfie is pasted
+only inside it, so the target equals I_b outside M.
 
 The thesis finds the body-part boxes with a human-parsing network; here they are fixed
-vertical bands of the person's box (``PART_BANDS``), which needs no extra model.
+vertical bands of the person's box (``PART_BANDS``), which needs no extra model. The
+candidate's box is also jittered a little in scale and position (``scale``, ``shift``), which
+adds variety when the pool holds few candidates (set both to no jitter for the thesis' setup).
 
 Placements are drawn up front from the seed; images are rendered on demand, so 200
 augmentations at 512^2 cost no memory until they are encoded.
@@ -19,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..common.errors import InputError
+from ..selfie_tools.crop import box_of_mask, scaled_box_mask
 
 SELFIE_PARTS = ("face", "upper_body", "lower_body", "shoes")
 # Top and bottom of each part inside a standing person's box, as fractions of its height.
@@ -50,11 +55,9 @@ class Placement:
 
 
 def mask_box(mask: torch.Tensor) -> Box:
-    """Bounding box of a [H,W] mask's pixels above 0.5."""
-    rows = torch.nonzero(mask.amax(dim=1) > 0.5).flatten()
-    cols = torch.nonzero(mask.amax(dim=0) > 0.5).flatten()
-    top, left = int(rows[0]), int(cols[0])
-    return Box(top, left, int(rows[-1]) - top + 1, int(cols[-1]) - left + 1)
+    """Bounding box of a [H,W] mask's pixels above 0.5 (the mask must not be empty)."""
+    x0, y0, x1, y1 = (int(v) for v in box_of_mask(mask.cpu().numpy()))
+    return Box(y0, x0, y1 - y0, x1 - x0)
 
 
 def _uniform(gen: torch.Generator, low: float, high: float) -> float:
@@ -108,24 +111,22 @@ def _paste(canvas: torch.Tensor, patch: torch.Tensor, box: Box, alpha: torch.Ten
 class AugmentedCapture(Sequence):
     """``count`` (target image [3,H,W], inpainting mask [1,H,W]) pairs made from one capture.
 
-    background [3,H,W], people [P,3,H,W] and person_masks [P,H,W] in 0..1 share H and W
-    (P candidates, e.g. the thesis' 20 generated full-body images or one composite);
-    selfies: the four selfies [3,h,w] (face, upper body, lower body, shoes), any sizes.
-    ``margin`` dilates the mask box by that fraction of the image's longer side.
+    background [3,H,W] and person_masks [P,H,W] in 0..1 share H and W (P candidates I_n,
+    e.g. the thesis' 20 generated full-body images, or one composite: only their masks are
+    used); selfies: the four selfies [3,h,w] (face, upper body, lower body, shoes), any sizes;
+    inpaint_mask [H,W]: M (None: the candidates' person box x1.1).
     """
 
-    def __init__(self, background: torch.Tensor, people: torch.Tensor, person_masks: torch.Tensor,
-                 selfies: Sequence[torch.Tensor], count: int = 200, seed: int = 0,
-                 scale: tuple = (0.85, 1.15), shift: float = 0.15, margin: float = 0.04):
+    def __init__(self, background: torch.Tensor, person_masks: torch.Tensor, selfies: Sequence[torch.Tensor],
+                 count: int = 200, seed: int = 0, inpaint_mask: torch.Tensor = None,
+                 scale: tuple = (0.9, 1.1), shift: float = 0.1):
         if len(selfies) != len(SELFIE_PARTS):
             raise InputError(f"Fine-tuning needs {len(SELFIE_PARTS)} selfies ({', '.join(SELFIE_PARTS)}), "
                              f"got {len(selfies)}.")
-        if people.ndim != 4 or people.shape[1] != 3 or person_masks.ndim != 3 or people.shape[0] != person_masks.shape[0]:
-            raise InputError(f"Expected person images [P,3,H,W] with masks [P,H,W]; got {tuple(people.shape)} and "
-                             f"{tuple(person_masks.shape)}.")
-        if people.shape[-2:] != background.shape[-2:] or person_masks.shape[-2:] != background.shape[-2:]:
-            raise InputError(f"The person image(s) {tuple(people.shape[-2:])} and mask(s) "
-                             f"{tuple(person_masks.shape[-2:])} must have the background's size "
+        if person_masks.ndim != 3:
+            raise InputError(f"Expected person masks [P,H,W]; got {tuple(person_masks.shape)}.")
+        if person_masks.shape[-2:] != background.shape[-2:]:
+            raise InputError(f"The person mask(s) {tuple(person_masks.shape[-2:])} must have the background's size "
                              f"{tuple(background.shape[-2:])} (height, width).")
         for i, m in enumerate(person_masks):
             if not (m > 0.5).any():
@@ -133,11 +134,22 @@ class AugmentedCapture(Sequence):
         if count < 1:
             raise InputError("Make at least one augmentation.")
         self.background = background.float().cpu()
-        self.people = people.float().cpu()
         self.person_masks = person_masks.float().cpu()
         self.selfies = [s.float().cpu() for s in selfies]
-        self.margin = int(round(margin * max(background.shape[-2:])))
+        self.mask = self._inpaint_mask(inpaint_mask)
         self.placements = self._draw(count, seed, scale, shift)
+
+    def _inpaint_mask(self, given) -> torch.Tensor:
+        if given is None:
+            union = self.person_masks.amax(0).numpy()
+            return torch.from_numpy(scaled_box_mask(union, 1.1))[None]
+        given = given.float().cpu()
+        if given.shape != self.background.shape[-2:]:
+            raise InputError(f"The inpainting mask {tuple(given.shape)} must have the background's size "
+                             f"{tuple(self.background.shape[-2:])} (height, width).")
+        if not (given > 0.5).any():
+            raise InputError("The inpainting mask is empty; connect the mask the person is generated in.")
+        return (given > 0.5).float()[None]
 
     def _draw(self, count: int, seed: int, scale: tuple, shift: float) -> list:
         gen = torch.Generator().manual_seed(int(seed))
@@ -162,21 +174,11 @@ class AugmentedCapture(Sequence):
 
     def __getitem__(self, index: int) -> tuple:
         p = self.placements[index]
-        src = mask_box(self.person_masks[p.person])
-        crop = self.people[p.person, :, src.top:src.bottom, src.left:src.right]
-        alpha = self.person_masks[p.person:p.person + 1, src.top:src.bottom, src.left:src.right]
         image = self.background.clone()
-        _paste(image, _resize(crop, p.person_box), p.person_box, _resize(alpha, p.person_box).clamp(0, 1))
-        _paste(image, _resize(self.selfies[p.part], p.selfie_box), p.selfie_box)
-        return image.clamp(0, 1), self.inpaint_mask(p)
-
-    def inpaint_mask(self, p: Placement) -> torch.Tensor:
-        """1 inside the dilated box around the pasted person and selfie, clipped to the image."""
-        height, width = self.background.shape[-2:]
-        top = max(min(p.person_box.top, p.selfie_box.top) - self.margin, 0)
-        left = max(min(p.person_box.left, p.selfie_box.left) - self.margin, 0)
-        bottom = min(max(p.person_box.bottom, p.selfie_box.bottom) + self.margin, height)
-        right = min(max(p.person_box.right, p.selfie_box.right) + self.margin, width)
-        mask = torch.zeros(1, height, width)
-        mask[:, top:bottom, left:right] = 1.0
-        return mask
+        box = p.selfie_box
+        inside = self.mask[:, max(box.top, 0):box.bottom, max(box.left, 0):box.right]
+        alpha = torch.zeros(1, box.height, box.width)  # paste only inside M
+        alpha[:, max(-box.top, 0):max(-box.top, 0) + inside.shape[1],
+              max(-box.left, 0):max(-box.left, 0) + inside.shape[2]] = inside
+        _paste(image, _resize(self.selfies[p.part], box), box, alpha)
+        return image.clamp(0, 1), self.mask

@@ -185,30 +185,31 @@ def finetune_pipeline(pipe, samples, out_path, steps: int = 400, lr: float = 5e-
 
 
 def _load_image(path: str, mode: str = "RGB") -> torch.Tensor:
+    """[C,H,W] (or [H,W] for one channel) in 0..1; RGBA and L kept (common.images is RGB only)."""
     import numpy as np
     from PIL import Image
 
     with Image.open(path) as img:
-        arr = np.asarray(img.convert(mode), dtype=np.float32) / 255.0
-    x = torch.from_numpy(arr)
+        x = torch.from_numpy(np.asarray(img.convert(mode), dtype=np.float32) / 255.0)
     return x.permute(2, 0, 1) if x.ndim == 3 else x
 
 
-def load_capture_files(background: str, people: list, person_masks: list, selfies: list, count: int, seed: int):
+def load_capture_files(background: str, people: list, person_masks: list, selfies: list, count: int, seed: int,
+                       inpaint_mask: str = None):
     """An AugmentedCapture from image files; a person's mask is its own file or its alpha channel."""
     from .augment import AugmentedCapture
 
     if person_masks and len(person_masks) != len(people):
         raise InputError(f"Give one --person-mask per --person ({len(people)}), or none to use their alpha channels.")
-    images, masks = [], []
+    masks = []
     for i, path in enumerate(people):
-        rgba = _load_image(path, "RGBA")
-        images.append(rgba[:3])
-        masks.append(_load_image(person_masks[i], "L") if person_masks else rgba[3])
-        if not person_masks and bool((rgba[3] > 0.5).all()):
+        alpha = _load_image(path, "RGBA")[3]
+        masks.append(_load_image(person_masks[i], "L") if person_masks else alpha)
+        if not person_masks and bool((alpha > 0.5).all()):
             raise InputError(f"{path} has no transparent pixels to mark the person; give --person-mask.")
-    return AugmentedCapture(_load_image(background), torch.stack(images), torch.stack(masks),
-                            [_load_image(p) for p in selfies], count=count, seed=seed)
+    return AugmentedCapture(_load_image(background), torch.stack(masks), [_load_image(p) for p in selfies],
+                            count=count, seed=seed,
+                            inpaint_mask=None if inpaint_mask is None else _load_image(inpaint_mask, "L"))
 
 
 def main(argv=None) -> None:
@@ -218,6 +219,7 @@ def main(argv=None) -> None:
     parser.add_argument("--person", nargs="+", required=True,
                         help="full-body person image(s) the size of the background (generated I_n or a composite)")
     parser.add_argument("--person-mask", nargs="*", default=[], help="their masks (else their alpha channels)")
+    parser.add_argument("--inpaint-mask", help="the inpainting mask M (default: the person box x1.1)")
     parser.add_argument("--selfies", nargs=4, required=True, metavar=("FACE", "UPPER", "LOWER", "SHOES"))
     parser.add_argument("--out", required=True, help="where to write the fine-tuned UNet (.safetensors)")
     parser.add_argument("--steps", type=int, default=400)
@@ -239,7 +241,7 @@ def main(argv=None) -> None:
     pipe = load_selfie_pipeline(args.pipeline, accelerator.device, frozen_dtype)
     unet = as_float32(pipe.unet)  # trained weights stay float32; autocast handles the rest
     samples = load_capture_files(args.background, args.person, args.person_mask, args.selfies,
-                                 args.augmentations, args.seed)
+                                 args.augmentations, args.seed, args.inpaint_mask)
 
     def report(done, total, _preview):
         if accelerator.is_main_process and done and (done % 50 == 0 or done == total):

@@ -107,6 +107,12 @@ class SelfieInpaintPipeline:
         return tokens.to(self.dtype)
 
     @torch.no_grad()
+    def model_calls(self, steps: int, scheduler: str = "default") -> int:
+        """Denoising iterations of one run (PNDM repeats one timestep: steps + 1), for progress bars."""
+        sampler = make_scheduler(self.scheduler, scheduler)
+        sampler.set_timesteps(steps)
+        return len(sampler.timesteps)
+
     def inpaint(self, background: torch.Tensor, mask: torch.Tensor, selfies: Sequence[torch.Tensor], **kwargs):
         """Generate, then decode: IMAGE [B,H,W,3]. Keyword arguments as ``generate_latents``."""
         latents = self.generate_latents(background, mask, selfies, **kwargs)
@@ -136,7 +142,7 @@ class SelfieInpaintPipeline:
         background_latents = self._encode(image)
         keep_latent = F.interpolate(keep, size=latent_hw)  # Paint-by-Example's mask channel: 1 = keep
         fg_mask = 1.0 - keep if foreground_mask is None else self._pixel_mask(foreground_mask, b, image)
-        generated = latent_foreground(dilate(fg_mask, dilation), latent_hw)  # M̄ of eq. 3.4
+        generated = latent_foreground(dilate(fg_mask, dilation), latent_hw).to(dtype)  # M̄ of eq. 3.4
         unet_extra = torch.cat([masked_latents, keep_latent.to(dtype)], dim=1)
         if guided:
             unet_extra = torch.cat([unet_extra] * 2)
@@ -164,7 +170,8 @@ class SelfieInpaintPipeline:
             latents = sampler.step(noise_pred, t, latents).prev_sample
             if blends_at(i, n, blend_s):
                 next_t = timesteps[i + 1] if i + 1 < n else None
-                latents = blend(latents, background_latent_at(sampler, background_latents, noise, next_t), generated)
+                background_t = background_latent_at(sampler, background_latents, noise, next_t)
+                latents = blend(latents, background_t, generated).to(dtype)
             progress.step(preview=preview(latents))
         return latents
 

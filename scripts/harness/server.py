@@ -111,7 +111,12 @@ class ComfyServer:
 
     # -- prompts ---------------------------------------------------------
     def queue(self, prompt: dict) -> str:
-        return self.post("/prompt", {"prompt": prompt, "client_id": uuid.uuid4().hex})["prompt_id"]
+        """Queues a prompt; ComfyUI runs the valid outputs of a partly invalid prompt, so any node error
+        is raised here instead of letting part of a test's graph be skipped silently."""
+        reply = self.post("/prompt", {"prompt": prompt, "client_id": uuid.uuid4().hex})
+        if reply.get("node_errors"):
+            raise RuntimeError(f"POST /prompt: invalid nodes {json.dumps(reply['node_errors'])[:4000]}")
+        return reply["prompt_id"]
 
     def wait(self, prompt_id: str, timeout: float = 600.0) -> dict:
         """The history entry once done; raises WorkflowError on an execution error."""

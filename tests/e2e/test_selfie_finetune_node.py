@@ -43,13 +43,14 @@ def finetune_prompt(save_as, with_mask=True, person=("21", 0)):
     prompt["71"] = {"class_type": "RecomposeSelfieInpaint",
                     "inputs": {"selfie_pipe": ["60", 0], "background": ["11", 0], "mask": ["70", 0], **selfies,
                                "steps": 2, "cfg": 1.0, "seed": 0, "scheduler": "default", "blend_s": 0.4,
-                               "dilation": 4}}
+                               "dilation": 4, "control_scale": 1.0, "control_start": 0.0, "control_end": 1.0}}
     prompt["72"] = {"class_type": "PreviewImage", "inputs": {"images": ["71", 0]}}
     return prompt
 
 
 def test_finetune_node_saves_a_unet_file_and_the_tuned_pipe_inpaints(comfy):
-    comfy.run(finetune_prompt("selfie_e2e.safetensors"), timeout=600)
+    entry = comfy.run(finetune_prompt("selfie_e2e.safetensors"), timeout=600)
+    assert entry["outputs"].get("72", {}).get("images"), "the tuned pipe did not inpaint"
     saved = comfy.base / "models" / "recompose" / "selfie" / "selfie_e2e.safetensors"
     assert saved.exists()
     with safe_open(str(saved), framework="pt") as f:
@@ -75,3 +76,23 @@ def test_finetune_node_explains_bad_input(comfy):
         comfy.run(finetune_prompt("selfie_nomask.safetensors", with_mask=False, person=("11", 0)), timeout=300)
     with pytest.raises(WorkflowError, match="plain file name"):
         comfy.run(finetune_prompt("../selfie_bad.safetensors"), timeout=300)
+
+
+def test_a_saved_finetune_loads_back_and_inpaints_differently(comfy):
+    comfy.run(finetune_prompt("selfie_reload.safetensors"), timeout=600)
+    options = comfy.object_info()["RecomposeSelfieFineTuneLoader"]["input"]["required"]["finetune"][1]["options"]
+    assert "selfie_reload.safetensors" in options  # listed without a restart
+    prompt = finetune_prompt("unused.safetensors")
+    del prompt["60"], prompt["61"]
+    prompt["62"] = {"class_type": "RecomposeSelfieFineTuneLoader",
+                    "inputs": {"selfie_pipe": ["1", 0], "finetune": "selfie_reload.safetensors"}}
+    prompt["73"] = {"class_type": "RecomposeSelfieInpaint", "inputs": dict(prompt["71"]["inputs"], selfie_pipe=["1", 0])}
+    prompt["71"]["inputs"]["selfie_pipe"] = ["62", 0]
+    prompt["72"] = {"class_type": "SaveImage", "inputs": {"images": ["71", 0], "filename_prefix": "recompose/ft_tuned"}}
+    prompt["74"] = {"class_type": "SaveImage", "inputs": {"images": ["73", 0], "filename_prefix": "recompose/ft_base"}}
+    entry = comfy.run(prompt, timeout=600)
+    import numpy as np
+    from PIL import Image
+
+    tuned, base = (np.asarray(Image.open(comfy.output_files(entry, n)[0]), dtype=np.float32) for n in ("72", "74"))
+    assert np.abs(tuned - base).max() > 1.0  # the fine-tuned UNet changed the result

@@ -170,3 +170,10 @@ def test_bad_inputs_are_explained(pipe):
         pipe(**base, **FAST, reference_poses=images(3, 1))
     with pytest.raises(InputError, match="overlap"):
         pipe(**inputs(9), **FAST, tile_frames=6, overlap=4)
+
+
+def test_clip_embeddings_are_summed_for_fit_check_and_averaged_for_mimicmotion(pipe, fit_check_pipe):
+    pair = torch.cat([images(1, 11), images(1, 12)])
+    for p, combine in ((fit_check_pipe, torch.sum), (pipe, torch.mean)):
+        each = torch.cat([p.encode_clip(pair[:1]), p.encode_clip(pair[1:])])  # one image: its own embedding
+        assert torch.allclose(p.encode_clip(pair)[0, 0], combine(each[:, 0], dim=0), atol=1e-5)

@@ -12,7 +12,7 @@ from pipelines.selfie_finetune import apply_finetuned_unet
 from pipelines.selfie_finetune.augment import PART_BANDS, SELFIE_PARTS, AugmentedCapture, mask_box
 from pipelines.selfie_finetune.train import (diffusion_loss, encode_samples, finetune_pipeline, finetune_unet,
                                              load_capture_files, masked_mse, training_scheduler)
-from pipelines.selfie_finetune.weights import read_metadata, save_finetuned_unet
+from pipelines.selfie_finetune.weights import read_metadata
 
 SIZE = 32  # image side; the tiny VAE halves it -> 16x16 latents
 SELFIE_COLOURS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (1.0, 1.0, 0.0))
@@ -26,16 +26,14 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def make_capture(count=8, seed=0, people=1):
-    """Grey background; a white standing figure on black; four solid-colour selfies of mixed sizes."""
+def make_capture(count=8, seed=0, people=1, inpaint_mask=None):
+    """Grey background; standing figures' masks (candidates I_n); four solid-colour selfies of mixed sizes."""
     background = torch.full((3, SIZE, SIZE), 0.5)
-    images = torch.zeros(people, 3, SIZE, SIZE)
     masks = torch.zeros(people, SIZE, SIZE)
     for p in range(people):
         masks[p, 6:26, 12 + p:20 + p] = 1.0
-        images[p, :, 6:26, 12 + p:20 + p] = 0.9
     selfies = [torch.tensor(c).view(3, 1, 1).expand(3, 12 + 4 * i, 10).clone() for i, c in enumerate(SELFIE_COLOURS)]
-    return AugmentedCapture(background, images, masks, selfies, count=count, seed=seed)
+    return AugmentedCapture(background, masks, selfies, count=count, seed=seed, inpaint_mask=inpaint_mask)
 
 
 class TinyConditionEncoder(torch.nn.Module):
@@ -79,22 +77,37 @@ def same_state(a, b, atol=0.0):
 def test_augmentations_count_shape_and_background_outside_the_mask():
     capture = make_capture(count=20, people=2)
     assert len(capture) == 20
+    # M defaults to the candidates' person box x1.1: rows 6-25, columns 12-20 -> rows 5-26, columns 11-21
+    expected = torch.zeros(1, SIZE, SIZE)
+    expected[:, 5:27, 11:22] = 1
+    assert torch.equal(capture.mask, expected)
     for index, placement in enumerate(capture.placements):
         image, mask = capture[index]
-        assert image.shape == (3, SIZE, SIZE) and mask.shape == (1, SIZE, SIZE)
-        assert set(mask.unique().tolist()) <= {0.0, 1.0} and 0 < mask.sum() < SIZE * SIZE
-        # Everything pasted lies inside the mask: the target is the background elsewhere.
+        assert image.shape == (3, SIZE, SIZE) and torch.equal(mask, capture.mask)
+        # Only the selfie is pasted, and only inside M: the target is the background elsewhere.
         assert torch.equal(image * (1 - mask), capture.background * (1 - mask))
+        changed = (image - capture.background).abs().amax(0) > 1e-6
+        colour = torch.tensor(SELFIE_COLOURS[placement.part]).view(3, 1)
+        assert torch.allclose(image[:, changed], colour.expand(3, int(changed.sum())), atol=1e-4)
         box = placement.person_box
         assert 0 <= box.top and box.bottom <= SIZE and 0 <= box.left and box.right <= SIZE
-        assert mask[0, box.top:box.bottom, box.left:box.right].min() == 1
-        # The chosen selfie's colour sits at its body part's band centre (clipped to the image).
+        # The chosen selfie's colour sits at its body part's band centre when that lies in M.
         sb = placement.selfie_box
-        y = min(max(sb.top + sb.height // 2, 0), SIZE - 1)
-        x = min(max(sb.left + sb.width // 2, 0), SIZE - 1)
-        assert torch.allclose(image[:, y, x], torch.tensor(SELFIE_COLOURS[placement.part]), atol=1e-4)
+        y, x = sb.top + sb.height // 2, sb.left + sb.width // 2
+        if 0 <= y < SIZE and 0 <= x < SIZE and mask[0, y, x] == 1:
+            assert torch.allclose(image[:, y, x], colour[:, 0], atol=1e-4)
     assert {p.part for p in capture.placements} == set(range(len(SELFIE_PARTS)))
     assert {p.person for p in capture.placements} == {0, 1}
+
+
+def test_a_given_inpainting_mask_bounds_the_paste():
+    given = torch.zeros(SIZE, SIZE)
+    given[10:20, 10:22] = 1
+    capture = make_capture(count=12, inpaint_mask=given)
+    for index in range(len(capture)):
+        image, mask = capture[index]
+        assert torch.equal(mask[0], given)
+        assert torch.equal(image * (1 - mask), capture.background * (1 - mask))
 
 
 def test_selfie_band_follows_the_person_box():
@@ -117,13 +130,15 @@ def test_augmentations_are_deterministic_by_seed():
 
 def test_augmentation_inputs_are_checked():
     capture = make_capture()
-    background, people, masks = capture.background, capture.people, capture.person_masks
+    background, masks = capture.background, capture.person_masks
     with pytest.raises(InputError, match="4 selfies"):
-        AugmentedCapture(background, people, masks, capture.selfies[:3])
+        AugmentedCapture(background, masks, capture.selfies[:3])
     with pytest.raises(InputError, match="empty"):
-        AugmentedCapture(background, people, torch.zeros_like(masks), capture.selfies)
+        AugmentedCapture(background, torch.zeros_like(masks), capture.selfies)
     with pytest.raises(InputError, match="background's size"):
-        AugmentedCapture(background[:, :16], people, masks, capture.selfies)
+        AugmentedCapture(background[:, :16], masks, capture.selfies)
+    with pytest.raises(InputError, match="inpainting mask is empty"):
+        AugmentedCapture(background, masks, capture.selfies, inpaint_mask=torch.zeros(SIZE, SIZE))
 
 
 def test_mask_box():
@@ -202,7 +217,7 @@ def test_sizes_the_model_cannot_take_are_explained():
     background = torch.rand(3, 30, 30)
     masks = torch.zeros(1, 30, 30)
     masks[0, 5:20, 10:18] = 1
-    capture = AugmentedCapture(background, background[None], masks, make_capture().selfies, count=2)
+    capture = AugmentedCapture(background, masks, make_capture().selfies, count=2)
     with pytest.raises(InputError, match="multiples of 4"):
         finetune_unet(pipe.unet, pipe.vae, pipe.scheduler, pipe.encode_selfies, capture, steps=1)
 

@@ -105,7 +105,8 @@ def test_loader_builds_both_folder_kinds(trained, plain):
         assert type(pipe.scheduler).__name__ == "PNDMScheduler"
         assert pipe.preprocess.crop == fixture.CLIP_SIZE
         assert pipe.encode_selfies(_selfies(batch=2)).shape == (2, tokens, fixture.CROSS)
-        assert mode in pipe.describe() or ("fused" in pipe.describe()) == (mode == "trained")
+        expected = "fused into 1 token" if mode == "trained" else "4 cross-attention tokens"
+        assert expected in pipe.describe()
 
 
 def test_loader_errors_name_the_folder_and_what_is_expected(folders, tmp_path):
@@ -285,3 +286,23 @@ def test_inpaint_input_errors(trained):
         trained.inpaint(background, mask, _selfies()[:3], steps=1)
     with pytest.raises(InputError, match="Unknown scheduler"):
         trained.inpaint(background, mask, _selfies(), steps=1, scheduler="lms")
+
+
+def test_pndm_progress_counts_every_model_call(trained):
+    background, mask, person = _scene()
+    calls = trained.model_calls(4, "pndm")
+    assert calls == 5  # PNDM's PLMS repeats its second timestep
+    seen = []
+    trained.inpaint(background, mask, _selfies(), foreground_mask=person, steps=4, cfg=1.0, seed=0,
+                    scheduler="pndm", progress=Progress(calls, lambda done, total, _p: seen.append((done, total))))
+    assert seen == [(i, calls) for i in range(1, calls + 1)]
+
+
+def test_half_precision_run_keeps_the_latents_in_the_model_dtype(folders):
+    """On a GPU the parts run in fp16/bf16; blending with the float32 mask must not upcast the latents
+    (the next UNet call would then mix dtypes). bf16 runs on CPU too."""
+    pipe = load_selfie_pipeline(folders["selfie2full"], dtype=torch.bfloat16)
+    background, mask, person = _scene()
+    latents = pipe.generate_latents(background, mask, _selfies(), foreground_mask=person, steps=3, cfg=3.0,
+                                    blend_s=0.0, scheduler="ddim")
+    assert latents.dtype == torch.bfloat16 and torch.isfinite(latents.float()).all()
