@@ -30,7 +30,8 @@ def build(latent: int):
     from transformers import CLIPImageProcessor, CLIPVisionConfig
 
     from pipelines.selfie_inpaint.encoder import SelfieImageEncoder
-    from pipelines.selfie_inpaint.pipeline import ClipPreprocess, SelfieInpaintPipeline
+    from pipelines.common.clip import ClipPreprocess
+    from pipelines.selfie_inpaint.pipeline import SelfieInpaintPipeline
     from tests.fixtures.build_selfie_inpaint import CLIP_CONFIG, SCHEDULER_CONFIG, VAE_CONFIG
 
     torch.manual_seed(0)

@@ -25,6 +25,7 @@ from typing import Dict, Optional
 import torch
 import torch.nn.functional as F
 
+from ..common.clip import ClipPreprocess
 from ..common.checkpoints import load_into
 from ..common.errors import InputError
 from ..common.progress import Progress
@@ -64,51 +65,25 @@ def make_scheduler():
 
 
 class ClipImageEncoder(torch.nn.Module):
-    """CLIPVisionModel pooler output with the CLIP processor's resize/crop/normalise done in torch."""
+    """CLIPVisionModel pooler output of images in 0..1, preprocessed in torch."""
 
-    def __init__(self, model, size=224, mean=(0.48145466, 0.4578275, 0.40821073),
-                 std=(0.26862954, 0.26130258, 0.27577711)):
+    def __init__(self, model, preprocess: ClipPreprocess = None):
         super().__init__()
         self.model = model
-        self.size = int(size)
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.preprocess = preprocess or ClipPreprocess(model.config.image_size, model.config.image_size)
 
     @torch.no_grad()
     def forward(self, image01: torch.Tensor) -> torch.Tensor:
-        h, w = image01.shape[-2:]
-        s = self.size / min(h, w)
-        nh, nw = max(self.size, round(h * s)), max(self.size, round(w * s))
-        x = F.interpolate(image01.float(), size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
-        top, left = (nh - self.size) // 2, (nw - self.size) // 2
-        x = x[..., top:top + self.size, left:left + self.size].clamp(0, 1)
-        x = (x - self.mean) / self.std
         p = next(self.model.parameters())
-        return self.model(pixel_values=x.to(p.dtype)).pooler_output
+        return self.model(pixel_values=self.preprocess(image01.float()).to(p.dtype)).pooler_output
 
 
 def load_clip_image_encoder(clip_dir: str):
-    import json
-
     from transformers import CLIPVisionModel
 
     check_clip_dir(clip_dir)
     model = CLIPVisionModel.from_pretrained(clip_dir, local_files_only=True)
-    kw = {}
-    pp = os.path.join(clip_dir, "preprocessor_config.json")
-    if os.path.isfile(pp):
-        with open(pp, "r", encoding="utf-8") as fh:
-            cfg = json.load(fh)
-        crop = cfg.get("crop_size")
-        if isinstance(crop, dict):
-            crop = crop.get("height")
-        if crop:
-            kw["size"] = crop
-        if cfg.get("image_mean"):
-            kw["mean"] = cfg["image_mean"]
-        if cfg.get("image_std"):
-            kw["std"] = cfg["image_std"]
-    return ClipImageEncoder(model.eval(), **kw)
+    return ClipImageEncoder(model.eval(), ClipPreprocess.from_folder(clip_dir, model.config.image_size))
 
 
 class TextEncoder:

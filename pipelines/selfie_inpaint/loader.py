@@ -22,7 +22,8 @@ import torch
 from ..common.checkpoints import load_into, load_state_dict
 from ..common.errors import CheckpointFormatError
 from .encoder import NUM_SELFIES, SelfieImageEncoder, module_state_dict, to_official_keys
-from .pipeline import ClipPreprocess, SelfieInpaintPipeline
+from ..common.clip import ClipPreprocess
+from .pipeline import SelfieInpaintPipeline
 
 ENCODER_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "diffusion_pytorch_model.safetensors",
                         "diffusion_pytorch_model.bin")

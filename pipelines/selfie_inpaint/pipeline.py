@@ -6,9 +6,6 @@ background-preserving blending of eq. 3.4. IMAGE tensors are [B,H,W,3] in 0..1 a
 tensors [B,H,W] (1 = inpaint), as in ComfyUI.
 """
 import copy
-import json
-import os
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
@@ -16,47 +13,13 @@ import torch.nn.functional as F
 
 from ..common.errors import InputError
 from ..common.images import bchw_to_image, image_to_bchw, mask_to_b1hw, match_batch, to_signed, to_unsigned
+from ..common.clip import ClipPreprocess
 from ..common.progress import Progress, no_progress
 from .controlnet import check_fits
 from .blending import background_latent_at, blend, blends_at, dilate, latent_foreground
 from .encoder import NUM_SELFIES, SELFIE_NAMES
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 SCHEDULERS = ("default", "pndm", "ddim", "euler", "dpmpp_2m")
-
-
-@dataclass(frozen=True)
-class ClipPreprocess:
-    """CLIPImageProcessor's resize (shortest edge) -> centre crop -> normalise, in torch."""
-    size: int
-    crop: int
-    mean: tuple = CLIP_MEAN
-    std: tuple = CLIP_STD
-
-    @classmethod
-    def from_folder(cls, folder: str, image_size: int) -> "ClipPreprocess":
-        path = os.path.join(folder, "preprocessor_config.json")
-        if not os.path.isfile(path):
-            return cls(image_size, image_size)
-        with open(path, encoding="utf-8") as f:
-            cfg = json.load(f)
-        size, crop = cfg.get("size", image_size), cfg.get("crop_size", image_size)
-        size = size.get("shortest_edge", size.get("height", image_size)) if isinstance(size, dict) else size
-        crop = crop.get("height", image_size) if isinstance(crop, dict) else crop
-        return cls(int(size), int(crop), tuple(cfg.get("image_mean", CLIP_MEAN)), tuple(cfg.get("image_std", CLIP_STD)))
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """[B,3,H,W] in 0..1 -> [B,3,crop,crop] CLIP-normalised."""
-        h, w = images.shape[-2:]
-        scale = self.size / min(h, w)
-        resized = F.interpolate(images, size=(max(self.crop, round(h * scale)), max(self.crop, round(w * scale))),
-                                mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
-        top, left = (resized.shape[-2] - self.crop) // 2, (resized.shape[-1] - self.crop) // 2
-        cropped = resized[..., top:top + self.crop, left:left + self.crop]
-        mean = cropped.new_tensor(self.mean)[:, None, None]
-        std = cropped.new_tensor(self.std)[:, None, None]
-        return (cropped - mean) / std
 
 
 class SelfieInpaintPipeline:

@@ -109,3 +109,25 @@ def test_cover_crop_scales_to_cover_and_keeps_the_middle():
     assert fitted.shape == (1, 3, 32, 64)
     assert abs(float(fitted[0, 0].mean()) - 0.5) < 0.02
     assert float(fitted[0, 0, -1].mean() - fitted[0, 0, 0].mean()) == pytest.approx(31 / 128, abs=0.03)
+
+
+def test_clip_preprocess_matches_the_transformers_processor(tmp_path):
+    import json
+
+    import numpy as np
+    from transformers import CLIPImageProcessor
+
+    from pipelines.common.clip import ClipPreprocess
+
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(
+        {"size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}, "do_resize": True,
+         "do_center_crop": True, "do_normalize": True, "image_mean": [0.5, 0.4, 0.3], "image_std": [0.2, 0.3, 0.25],
+         "image_processor_type": "CLIPImageProcessor"}))
+    # smooth and not square (300 x 451): geometry and normalisation are compared, not resampling filters
+    yy, xx = np.mgrid[0:300, 0:451] / 300.0
+    photo = (np.stack([np.sin(3 * xx) * 0.4 + 0.5, yy * 0.8 + 0.1, np.cos(2 * (xx + yy)) * 0.3 + 0.5], -1)
+             * 255).round().astype(np.uint8)
+    reference = CLIPImageProcessor.from_pretrained(str(tmp_path))(images=photo, return_tensors="pt").pixel_values
+    ours = ClipPreprocess.from_folder(str(tmp_path), 224)(torch.from_numpy(photo / 255.0).permute(2, 0, 1)[None].float())
+    assert ours.shape == reference.shape == (1, 3, 224, 224)
+    assert float((ours - reference).abs().mean()) < 0.02
