@@ -306,3 +306,43 @@ def test_half_precision_run_keeps_the_latents_in_the_model_dtype(folders):
     latents = pipe.generate_latents(background, mask, _selfies(), foreground_mask=person, steps=3, cfg=3.0,
                                     blend_s=0.0, scheduler="ddim")
     assert latents.dtype == torch.bfloat16 and torch.isfinite(latents.float()).all()
+
+
+def test_original_layout_single_file_controlnet_is_converted(tmp_path):
+    """Released SD1.5 ControlNets (control_v11p_sd15_canny.pth...) use the original layout
+    (``control_model.input_blocks...``). A tiny one is built with ComfyUI's own ControlNet class
+    (which keeps that layout) and read through the same loader with a tiny config."""
+    import sys
+
+    from safetensors.torch import save_file
+
+    from scripts.harness.server import COMFY_DIR
+
+    sys.path.insert(0, str(COMFY_DIR))
+    from comfy.cli_args import args
+
+    args.cpu = True
+    import comfy.ops
+    from comfy.cldm.cldm import ControlNet
+
+    torch.manual_seed(0)
+    original = ControlNet(image_size=32, in_channels=4, model_channels=32, hint_channels=3, num_res_blocks=1,
+                          attention_resolutions=[1, 2], channel_mult=(1, 2), num_heads=2,
+                          use_spatial_transformer=True, transformer_depth=[1, 1], transformer_depth_middle=1,
+                          context_dim=32, use_linear_in_transformer=False, operations=comfy.ops.disable_weight_init)
+    state = {f"control_model.{k}": torch.randn_like(v) * 0.02 for k, v in original.state_dict().items()}
+    save_file(state, str(tmp_path / "control_tiny_canny.safetensors"))
+    config = json.loads((fixture.ROOT / "pipelines/selfie_inpaint/configs/controlnet_sd15/config.json").read_text())
+    config.update(block_out_channels=[32, 64], down_block_types=["CrossAttnDownBlock2D"] * 2, layers_per_block=1,
+                  cross_attention_dim=32, attention_head_dim=2)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.json").write_text(json.dumps(config))
+
+    loaded = load_controlnet(tmp_path / "control_tiny_canny.safetensors", config_dir=str(tmp_path / "config"))
+    assert sum(p.numel() for p in loaded.parameters()) == sum(v.numel() for v in state.values())
+    pairs = {"input_hint_block.0.weight": loaded.controlnet_cond_embedding.conv_in.weight,
+             "zero_convs.0.0.weight": loaded.controlnet_down_blocks[0].weight,
+             "middle_block_out.0.weight": loaded.controlnet_mid_block.weight,
+             "time_embed.0.weight": loaded.time_embedding.linear_1.weight}
+    for key, weight in pairs.items():
+        assert torch.equal(state[f"control_model.{key}"], weight), key
