@@ -46,6 +46,19 @@ def test_workflows_are_served_as_templates(comfy):
         assert got == json.loads(path.read_text())
 
 
+def test_every_template_has_a_thumbnail_the_browser_can_fetch(comfy):
+    import io
+    import urllib.request
+
+    from PIL import Image
+
+    for path in WORKFLOWS:
+        with urllib.request.urlopen(comfy.url(f"/api/workflow_templates/{PACK_NAME}/{path.stem}.jpg"), timeout=30) as r:
+            assert r.headers["Content-Type"] == "image/jpeg", path.stem
+            image = Image.open(io.BytesIO(r.read()))
+        assert image.size == (512, 384) and image.convert("L").getextrema()[1] > 100, path.stem
+
+
 def test_server_keeps_working_after_a_failed_prompt(comfy, object_info):
     """A node error reaches the user as a message and the next prompt still runs."""
     bad = {"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
