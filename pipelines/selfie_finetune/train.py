@@ -167,7 +167,7 @@ def trainable_copy(unet):
 
 
 def finetune_pipeline(pipe, samples, out_path, steps: int = 400, lr: float = 5e-6, batch_size: int = 4,
-                      lora_rank: int = 0, seed: int = 0, progress: Progress = None, base: str = ""):
+                      lora_rank: int = 0, seed: int = 0, progress: Progress = None):
     """Fine-tune a copy of ``pipe``'s UNet on ``samples``, save it to ``out_path`` and return a
     new pipe with it (in the pipe's dtype). The input pipe is left as it was, also on cancel."""
     device = next(pipe.unet.parameters()).device
@@ -179,7 +179,7 @@ def finetune_pipeline(pipe, samples, out_path, steps: int = 400, lr: float = 5e-
                       batch_size=batch_size, lora_rank=lora_rank, progress=progress, seed=seed,
                       autocast_dtype=torch.bfloat16 if bf16 else None)
     save_finetuned_unet(unet, out_path, lora_rank=lora_rank,
-                        info={"base": base, "steps": steps, "lr": lr, "batch_size": batch_size,
+                        info={"base": getattr(pipe, "source", ""), "steps": steps, "lr": lr, "batch_size": batch_size,
                               "augmentations": len(samples), "seed": seed, "mode": getattr(pipe, "mode", "")})
     return with_unet(pipe, unet.to(dtype))
 

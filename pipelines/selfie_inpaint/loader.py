@@ -55,7 +55,8 @@ def load_selfie_pipeline(folder, device="cpu", dtype=torch.float32) -> SelfieInp
                                             encoder.model.config.image_size)
     return SelfieInpaintPipeline(unet=unet.to(device).eval(), vae=vae.to(device).eval(),
                                  image_encoder=encoder.to(device=device, dtype=dtype).eval(),
-                                 scheduler=_load_scheduler(folder), preprocess=preprocess)
+                                 scheduler=_load_scheduler(folder), preprocess=preprocess,
+                                 source=os.path.basename(os.path.normpath(str(folder))))
 
 
 def load_selfie_image_encoder(folder) -> SelfieImageEncoder:

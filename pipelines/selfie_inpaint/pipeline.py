@@ -25,12 +25,13 @@ SCHEDULERS = ("default", "pndm", "ddim", "euler", "dpmpp_2m")
 class SelfieInpaintPipeline:
     """Holds the diffusers parts; ``inpaint`` runs one generation (parts are never modified)."""
 
-    def __init__(self, unet, vae, image_encoder, scheduler, preprocess: ClipPreprocess):
+    def __init__(self, unet, vae, image_encoder, scheduler, preprocess: ClipPreprocess, source: str = ""):
         self.unet = unet
         self.vae = vae
         self.image_encoder = image_encoder
         self.scheduler = scheduler
         self.preprocess = preprocess
+        self.source = source  # the folder it was loaded from, recorded in fine-tune files
 
     def torch_modules(self) -> list:
         return [self.unet, self.vae, self.image_encoder]

@@ -57,6 +57,7 @@ def test_finetune_node_saves_a_unet_file_and_the_tuned_pipe_inpaints(comfy):
         meta = f.metadata()
         keys = set(f.keys())
     assert meta["format"] == "recompose_selfie_finetune" and meta["kind"] == "unet"
+    assert meta["base"] == "recompose_tiny_pbe_selfie2full"
     assert (meta["steps"], meta["augmentations"], meta["batch_size"]) == ("3", "6", "2")
     assert "conv_in.weight" in keys and any(k.startswith("down_blocks.0.attentions.0") for k in keys)
 

@@ -228,7 +228,8 @@ def test_saved_file_round_trips_into_a_copy_of_the_pipe(tmp_path):
     pipe = tiny_pipe()
     before = state_of(pipe.unet)
     out = tmp_path / "capture.safetensors"
-    tuned = finetune_pipeline(pipe, make_capture(count=4), out, steps=2, lr=1e-3, batch_size=2, base="tiny")
+    pipe.source = "tiny"
+    tuned = finetune_pipeline(pipe, make_capture(count=4), out, steps=2, lr=1e-3, batch_size=2)
     assert same_state(state_of(pipe.unet), before)  # the input pipe is untouched
     assert tuned is not pipe and tuned.vae is pipe.vae and tuned.unet is not pipe.unet
     meta = read_metadata(out)
