@@ -1,14 +1,16 @@
-"""Total Selfie, pose-guided generation (thesis 3.2.2, 3.5.3-3.5.4): four selfies + a background ->
-face undistortion -> reference ranking -> person mask, x1.1 box mask and Canny edges of the part map
--> Selfie Inpaint with the ControlNet fed the selfie embedding -> appearance refinement (3.5.6): the head
-region is cut out, refined SDEdit-style by core KSampler (denoise 0.4) on any SD1.5 checkpoint, and pasted
-back -> saved full-body selfie.
+"""Total Selfie, the whole pipeline (thesis 3.2.2, 3.5.3-3.5.6): four selfies + a background ->
+face undistortion -> reference ranking -> person mask, x1.1 box mask and Canny edges of the part map ->
+pass 1: Selfie Inpaint without ControlNet (cfg 5) gives full-body candidates I_n -> per-capture
+fine-tune (selfies pasted at the candidates' body parts) -> pass 2: Selfie Inpaint with the fine-tuned
+model and the ControlNet fed the selfie embedding (cfg 3) -> appearance refinement: the head region is
+cut out, refined SDEdit-style by core KSampler (denoise 0.4) on any SD1.5 checkpoint, and pasted back.
 
-Runs here on the tiny test weights (tests/fixtures/build_selfie_inpaint.py) at 256x256 with 8 steps.
-With the released weights pick pbe_selfie2full and an SD1.5 Canny ControlNet
-(control_v11p_sd15_canny), scale everything to 512x512 and set steps 50, cfg 3; for the refinement
-pick an SD1.5 checkpoint (or a DreamBooth/LoRA of the user), a 512x512 crop, ~25 steps, Euler-Ancestral,
-and region "face" (here the head of the reference pose, since the tiny weights draw no face)."""
+Runs here on the tiny test weights (tests/fixtures/build_selfie_inpaint.py) at 256x256 with 8 steps, 2
+candidates and 2 fine-tune steps. With the released weights pick pbe_selfie2full and an SD1.5 Canny
+ControlNet (control_v11p_sd15_canny), scale everything to 512x512, set steps 50, 20 candidates and
+400 fine-tune steps (about 10 minutes on one GPU); for the refinement pick an SD1.5 checkpoint (or a
+DreamBooth/LoRA of the user), a 512x512 crop, ~25 steps, Euler-Ancestral, and region "face" (here the
+head of the reference pose, since the tiny weights draw no face)."""
 SIZE = 256
 REFINE_CHECKPOINT = "recompose_tiny_sd15.safetensors"
 HEAD_COLOUR = 0x800000  # the head label (1) in the part map's VOC palette
@@ -41,7 +43,9 @@ def build(wf):
 
     pipe = wf.add("RecomposeSelfieInpaintLoader", model="recompose_tiny_pbe_selfie2full")
     controlnet = wf.add("RecomposeSelfieControlNetLoader", controlnet="recompose_tiny_controlnet_sd15")
-    result = wf.add("RecomposeSelfieInpaint", selfie_pipe=pipe["selfie_pipe"], background=background,
+    selfies = dict(face=face["image"], upper_body=upper["IMAGE"], lower_body=lower["IMAGE"], shoes=shoes["IMAGE"])
+    tuned = _finetune(wf, pipe["selfie_pipe"], background, box["box_mask"], selfies)
+    result = wf.add("RecomposeSelfieInpaint", selfie_pipe=tuned["selfie_pipe"], background=background,
                     mask=box["box_mask"], face=face["image"], upper_body=upper["IMAGE"], lower_body=lower["IMAGE"],
                     shoes=shoes["IMAGE"], steps=8, cfg=3.0, seed=0, scheduler="ddim", blend_s=0.4, dilation=21,
                     person_mask=person["person_mask"], controlnet=controlnet["controlnet"],
@@ -53,6 +57,17 @@ def build(wf):
     wf.add("SaveImage", images=mask_image[0], filename_prefix="recompose/total_selfie_mask")
     wf.add("PreviewAny", source=result["log"])
     wf.add("SaveImage", images=result["image"], filename_prefix="recompose/total_selfie_unrefined")
+
+
+def _finetune(wf, pipe, background, box_mask, selfies):
+    """Pass 1 (no pose guidance) makes the candidates whose body parts place the selfies in the
+    fine-tuning augmentations (3.5.5); the fine-tune returns a copy of the pipeline."""
+    candidates = wf.add("RepeatImageBatch", image=background, amount=2)
+    pass1 = wf.add("RecomposeSelfieInpaint", selfie_pipe=pipe, background=candidates[0], mask=box_mask,
+                   **selfies, steps=8, cfg=5.0, seed=1, scheduler="ddim", blend_s=0.4, dilation=21)
+    return wf.add("RecomposeSelfieFineTune", selfie_pipe=pipe, background=background, person=pass1["image"],
+                  inpaint_mask=box_mask, **selfies, steps=2, learning_rate=5e-6, batch_size=2, augmentations=8,
+                  seed=0, lora_rank=0, save_as="total_selfie_capture.safetensors")
 
 
 def _refine_head(wf, image, part_map):

@@ -1,10 +1,11 @@
 """workflows/total_selfie.json: four selfies + china background -> undistorted face, ranked reference,
-x1.1 box mask, Canny control -> Selfie Inpaint (tiny official-layout pbe_selfie2full + ControlNet) ->
-head refined by core KSampler on the tiny SD1.5 checkpoint and pasted back."""
+x1.1 box mask, Canny control -> pass 1 candidates -> per-capture fine-tune -> Selfie Inpaint with the
+fine-tuned tiny official-layout pbe_selfie2full + ControlNet -> head refined by core KSampler on the tiny
+SD1.5 checkpoint and pasted back."""
 import numpy as np
 from PIL import Image
 
-RESULT, CONTROL, MASK, UNREFINED = 27, 28, 30, 32
+RESULT, CONTROL, MASK, UNREFINED = 30, 31, 33, 35
 
 
 def _load(path, mode="RGB"):
@@ -36,6 +37,9 @@ def check(comfy, entry):
     ys, xs = np.nonzero(changed)
     assert len(ys), "the refinement changed nothing"
     assert (np.ptp(ys) + 1) * (np.ptp(xs) + 1) < 0.35 * changed.size, "the refinement touched more than the head"
+
+    tuned = comfy.base / "models" / "recompose" / "selfie" / "total_selfie_capture.safetensors"
+    assert tuned.exists() and tuned.stat().st_size > 100_000, "the per-capture fine-tune was not saved"
 
     log = _texts(entry)
     assert "trained Total Selfie encoder" in log and "1 token" in log, log
