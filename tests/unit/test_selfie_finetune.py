@@ -18,12 +18,7 @@ SIZE = 32  # image side; the tiny VAE halves it -> 16x16 latents
 SELFIE_COLOURS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (1.0, 1.0, 0.0))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_capture(count=8, seed=0, people=1, inpaint_mask=None):

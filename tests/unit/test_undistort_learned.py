@@ -23,12 +23,7 @@ from pipelines.selfie_tools.crop import CropGeometry
 from tests.fixtures.build_face_corrector import build, tiny_checkpoint, tiny_configs
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
