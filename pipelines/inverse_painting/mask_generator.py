@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from ..common.checkpoints import load_into
 from ..common.errors import CheckpointFormatError, InputError
 from .modules import TimeEncoder
+from .sd_parts import SDParts
 from .perceptual import difference_mask
 from .weights import PaintingConfig, check_base_dir, load_config, load_rp_checkpoint, unet_config
 
@@ -56,7 +57,7 @@ def choose_threshold(prob: torch.Tensor, prev_mask: Optional[torch.Tensor]):
     return mask, thr
 
 
-class RPMaskGenerator:
+class RPMaskGenerator(SDParts):
     """Implements ``interfaces.MaskGenerator`` with the official RP weights."""
 
     name = "learned mask generator (Inverse Painting RP)"
@@ -69,27 +70,11 @@ class RPMaskGenerator:
         self.last_threshold = None
         self._target_cache = None
 
-    @property
-    def device(self):
-        return next(self.unet.parameters()).device
-
-    @property
-    def dtype(self):
-        return next(self.unet.parameters()).dtype
-
     def torch_modules(self) -> list:
         return [self.unet, self.time_encoder, self.vae, self.text_encoder.model]
 
-    def to(self, device=None, dtype=None):
-        for m in self.torch_modules():
-            m.to(device=device, dtype=dtype)
-        self.text_encoder._cache.clear()
+    def _drop_caches(self) -> None:
         self._target_cache = None
-        return self
-
-    def _encode(self, image01):
-        x = (image01 * 2 - 1).to(self.device, self.vae.dtype)
-        return self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
 
     def begin(self, target):
         self._target_cache = None

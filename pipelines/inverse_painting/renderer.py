@@ -32,6 +32,7 @@ from ..common.progress import Progress
 from .modules import CanvasEncoder, NextClipPredictor, TimeEncoder
 from .reference import (FusionState, bank_key_values, install_readers, install_writer,
                         pruned_reference_prefixes, run_referencenet)
+from .sd_parts import SDParts
 from .weights import (PaintingConfig, check_base_dir, check_clip_dir, find_config, load_config,
                       load_renderer_checkpoint, unet_config)
 
@@ -133,7 +134,7 @@ class _PaintingCache:
         self.kv = kv
 
 
-class CanvasRenderer:
+class CanvasRenderer(SDParts):
     """Implements ``interfaces.Painter`` with the official renderer weights."""
 
     name = "learned renderer (Inverse Painting, official weights)"
@@ -163,24 +164,12 @@ class CanvasRenderer:
         self.stats = {"referencenet_runs": 0}
 
     # -- devices -------------------------------------------------------------------------
-    @property
-    def device(self):
-        return next(self.unet.parameters()).device
-
-    @property
-    def dtype(self):
-        return next(self.unet.parameters()).dtype
-
     def torch_modules(self) -> list:
         return [self.unet, self.referencenet, self.canvas_encoder, self.next_clip, self.time_encoder, self.vae,
                 self.text_encoder.model, self.clip_encoder]
 
-    def to(self, device=None, dtype=None):
-        for m in self.torch_modules():
-            m.to(device=device, dtype=dtype)
-        self.text_encoder._cache.clear()
+    def _drop_caches(self) -> None:
         self.end()
-        return self
 
     def settings(self, **kw) -> "CanvasRenderer":
         """A shallow copy with other sampling settings (steps, scales, seed, cfg_chunk, reference_mode)."""
@@ -195,10 +184,6 @@ class CanvasRenderer:
         return other
 
     # -- per painting ----------------------------------------------------------------------
-    def _encode(self, image01: torch.Tensor) -> torch.Tensor:
-        x = (image01 * 2 - 1).to(self.device, self.vae.dtype)
-        return self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
-
     @torch.no_grad()
     def begin(self, target: torch.Tensor) -> None:
         """Compute what depends only on the target: VAE latents, CLIP(target), ReferenceNet bank (+K/V)."""
