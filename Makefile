@@ -3,7 +3,7 @@
 #   make test   set everything up, run the whole test suite
 PY := .venv/bin/python
 
-.PHONY: setup demo test unit e2e bench workflows
+.PHONY: setup demo test unit e2e bench workflows mutation
 
 setup:
 	bash scripts/setup_env.sh
@@ -22,3 +22,7 @@ e2e: setup
 
 workflows: setup
 	$(PY) scripts/build_workflows.py
+
+# Mutation score of the core maths (mutmut; takes a while, not part of CI).
+mutation: setup
+	$(PY) scripts/mutation.py
