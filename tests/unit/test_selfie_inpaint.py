@@ -197,6 +197,53 @@ def test_loop_keeps_background_latent_outside_the_dilated_person(trained):
     assert not torch.allclose(always * (1 - outside), bg_latent * (1 - outside), atol=1e-2)
 
 
+
+@pytest.mark.parametrize("name", ["pndm", "ddim"])
+def test_the_pipeline_loop_follows_eq_3_4_step_by_step(trained, monkeypatch, name):
+    """The sampling loop itself, step by step: while t > sT the latent after a step is
+    z^f * M + (sqrt(acp[t_next]) z^b + sqrt(1 - acp[t_next]) eps) * (1 - M), with z^f the scheduler's
+    own update, eps the run's initial noise and t_next the *next* timestep; afterwards it is z^f."""
+    import pipelines.selfie_inpaint.pipeline as pipeline
+
+    steps, s, seed, dilation = 6, 0.5, 3, 8
+    updates, inputs = [], []
+
+    def spying_scheduler(base, scheduler_name):
+        sampler = make_scheduler(base, scheduler_name)
+        step, scale = sampler.step, sampler.scale_model_input
+        sampler.step = lambda *a, **k: updates.append(step(*a, **k)) or updates[-1]
+        sampler.scale_model_input = lambda sample, t: inputs.append(sample.chunk(2)[0].clone()) or scale(sample, t)
+        return sampler
+
+    monkeypatch.setattr(pipeline, "make_scheduler", spying_scheduler)
+    background, mask, person = _scene()
+    final = trained.generate_latents(background, mask, _selfies(), steps=steps, cfg=3.0, seed=seed, blend_s=s,
+                                     dilation=dilation, foreground_mask=person, scheduler=name)
+    after = inputs[1:] + [final]  # the latent each step hands on: the next step's input, the last one returned
+    sampler = make_scheduler(trained.scheduler, name)
+    sampler.set_timesteps(steps)
+    timesteps, n = sampler.timesteps, len(sampler.timesteps)
+    assert len(updates) == len(after) == n
+    acp = sampler.alphas_cumprod
+    z_b = trained._encode(background.permute(0, 3, 1, 2) * 2 - 1)
+    eps = torch.randn(z_b.shape, generator=torch.Generator().manual_seed(seed))
+    # M: the person mask grown by 8 px, a latent cell being foreground if any of its 8x8 pixels is
+    grown = torch.zeros(1, 1, SIZE, SIZE)
+    grown[..., 40 - 8:96 + 8, 56 - 8:72 + 8] = 1
+    keep = grown.reshape(1, 1, SIZE // 8, 8, SIZE // 8, 8).amax(dim=(3, 5))
+    blended = 0
+    for i in range(n):
+        z_f = updates[i].prev_sample
+        if n - i > s * n:  # t = T - i counts down; blend while t > sT
+            blended += 1
+            t_next = timesteps[i + 1] if i + 1 < n else None
+            noised = z_b if t_next is None else acp[t_next].sqrt() * z_b + (1 - acp[t_next]).sqrt() * eps
+            expected = z_f * keep + noised * (1 - keep)
+        else:
+            expected = z_f
+        assert torch.allclose(after[i], expected, atol=1e-5), f"step {i} of {n}"
+    assert blended == n - int(s * n) and 0 < blended < n
+
 # --- ControlNet ----------------------------------------------------------------------------------------------------
 
 def test_controlnet_residuals_reach_the_unet(trained, controlnet):
