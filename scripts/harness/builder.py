@@ -10,7 +10,7 @@ other keyword sets a widget. Unset widgets take their /object_info default.
 """
 import json
 
-from .workflow import extra_widget_values, input_specs, is_widget
+from .workflow import extra_widget_values, has_value_control, input_specs, is_widget
 
 COLUMN_WIDTH = 380
 ROW_HEIGHT = 320
@@ -69,7 +69,7 @@ class UIWorkflow:
                 if value is None or isinstance(value, Slot):
                     value = self._default(spec)
                 node.data["widgets_values"].append(value)
-                node.data["widgets_values"].extend(self._extras(spec))
+                node.data["widgets_values"].extend(self._extras(name, spec))
         self.depth[node.id] = depth
         column = [n for n in self.nodes if self.depth[n.id] == depth]
         node.data["pos"] = [40 + depth * COLUMN_WIDTH, 40 + len(column) * ROW_HEIGHT]
@@ -85,12 +85,12 @@ class UIWorkflow:
         return options[0] if options else None
 
     @staticmethod
-    def _extras(spec):
+    def _extras(name, spec):
         opts = spec[1] if len(spec) > 1 else {}
-        extras = ["fixed"] if opts.get("control_after_generate") else []
+        extras = ["fixed"] if has_value_control(name, spec) else []
         if opts.get("image_upload"):
             extras.append("image")
-        assert len(extras) == extra_widget_values(spec)
+        assert len(extras) == extra_widget_values(name, spec)
         return extras
 
     def _link(self, src: Slot, dst: UINode, name: str, spec) -> None:

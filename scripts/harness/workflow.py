@@ -1,8 +1,9 @@
 """UI-format workflows (what users drag into ComfyUI) <-> API prompts, using /object_info.
 
 The frontend assigns ``widgets_values`` to a node's widget inputs in the order
-/object_info lists them; an INT with ``control_after_generate`` carries one extra
-value, and an upload combo carries the upload button's value after it.
+/object_info lists them; an INT with a value-control widget (``control_after_generate``,
+or, when that is unset, an INT named ``seed``/``noise_seed``, as the frontend decides) carries
+one extra value, and an upload combo carries the upload button's value after it.
 """
 import json
 from pathlib import Path
@@ -25,10 +26,21 @@ def input_specs(info: dict):
             yield name, info["input"][section][name], section == "optional"
 
 
-def extra_widget_values(spec) -> int:
+SEED_NAMES = ("seed", "noise_seed")
+
+
+def has_value_control(name: str, spec) -> bool:
+    """Whether the frontend adds a 'control after generate' widget after this INT (its rule:
+    the spec's flag, else the input's name)."""
+    opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    flag = opts.get("control_after_generate")
+    return bool(flag) if flag is not None else (spec[0] == "INT" and name in SEED_NAMES)
+
+
+def extra_widget_values(name: str, spec) -> int:
     """Values the frontend stores after this widget's own one."""
     opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-    return int(bool(opts.get("control_after_generate"))) + int(bool(opts.get("image_upload")))
+    return int(has_value_control(name, spec)) + int(bool(opts.get("image_upload")))
 
 
 def load(path) -> dict:
@@ -50,7 +62,7 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
         for name, spec, _optional in input_specs(object_info[node["type"]]):
             if is_widget(spec) and values:
                 inputs[name] = values.pop(0)
-                del values[:extra_widget_values(spec)]
+                del values[:extra_widget_values(name, spec)]
             if name in linked:
                 link = linked[name]
                 inputs[name] = [str(link[1]), link[2]]

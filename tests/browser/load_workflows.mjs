@@ -1,6 +1,8 @@
 // Opens the real ComfyUI frontend in Debian's chromium (driven by playwright-core),
 // loads each workflow, reports missing node types and broken links, queues one
-// workflow with the Run button and waits until its output image is shown.
+// workflow with the Run button and waits until its output image is shown, then queues
+// every workflow as the frontend builds it (app.graphToPrompt, POST /prompt); the
+// caller waits for those results.
 // Usage: node load_workflows.mjs <url> <screenshot.png> <queue-name> <wf1.json> [...]
 import { chromium } from "playwright-core";
 import { readFileSync } from "node:fs";
@@ -59,6 +61,21 @@ try {
     report.queued = { name: queueName, image: await shown.jsonValue() };
   }
   await page.screenshot({ path: screenshot });
+
+  // After the Run-button check, so that one does not wait behind every other workflow.
+  for (const file of files) {
+    const wf = JSON.parse(readFileSync(file, "utf8"));
+    Object.assign(report.workflows[basename(file, ".json")], await page.evaluate(async (wf) => {
+      await window.app.loadGraphData(wf, true, true, null);
+      const built = await window.app.graphToPrompt();
+      const reply = await fetch("/prompt", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ prompt: built.output, extra_data: { extra_pnginfo: { workflow: built.workflow } } }),
+      });
+      const queued = await reply.json();
+      return { status: reply.status, promptId: queued.prompt_id ?? null, nodeErrors: queued.node_errors ?? queued };
+    }, wf));
+  }
 } finally {
   await browser.close();
 }

@@ -1,5 +1,7 @@
 """The real frontend in headless chromium: every workflow loads with no missing node
-types or broken links, and one queued from the page shows its output image."""
+types or broken links, runs when queued as the frontend builds it (graphToPrompt) and
+passes its output check, and one queued with the Run button shows its output image."""
+import importlib
 import json
 import shutil
 import subprocess
@@ -40,6 +42,15 @@ def test_every_workflow_loads_in_the_frontend(browser_report):
         assert r["broken"] == [], f"{name}: broken links {r['broken']}"
         assert r["links"] == r["expectedLinks"], f"{name}: {r}"
         assert r["nodes"] > 0
+
+
+@pytest.mark.parametrize("name", [p.stem for p in WORKFLOWS])
+def test_workflow_queued_from_the_frontend_runs_and_checks(comfy, browser_report, name):
+    r = browser_report["workflows"][name]
+    assert r["status"] == 200 and r["promptId"], f"{name}: /prompt refused the frontend's prompt: {r['nodeErrors']}"
+    assert not r["nodeErrors"], f"{name}: {r['nodeErrors']}"
+    entry = comfy.wait(r["promptId"], timeout=900)
+    importlib.import_module(f"tests.e2e.check_{name}").check(comfy, entry)
 
 
 def test_queued_workflow_shows_its_output_image(browser_report):
