@@ -10,6 +10,7 @@ from typing import Optional
 import numpy as np
 
 from ..common.errors import InputError
+from ..common.install import MEDIAPIPE_INSTALL
 from ..common.images import resize_uint8
 
 # Face-mesh indices (468-point topology).
@@ -29,8 +30,7 @@ def require_mediapipe():
     except Exception as exc:  # ImportError, or a protobuf mismatch surfacing as TypeError
         raise InputError(
             "Face landmarks need mediapipe 0.10.21 (its 'solutions' API ships the models offline). "
-            "Install it with: pip install --no-deps mediapipe==0.10.21 'protobuf>=4.25.3,<5' absl-py attrs "
-            f"flatbuffers opencv-contrib-python matplotlib — or connect a depth map / landmarks instead. ({exc})"
+            f"Install it with: {MEDIAPIPE_INSTALL} — or connect a depth map / landmarks instead. ({exc})"
         ) from exc
     return solutions
 

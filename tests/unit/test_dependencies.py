@@ -117,3 +117,24 @@ def test_the_dtype_keyword_follows_the_transformers_version(monkeypatch, version
 
     monkeypatch.setattr(transformers, "__version__", version)
     assert from_pretrained_dtype(torch.float16) == {keyword: torch.float16}
+
+
+def test_the_readme_mediapipe_step_is_the_one_the_nodes_print():
+    from pipelines.common.install import MEDIAPIPE_INSTALL
+
+    readme = (REPO / "README.md").read_text()
+    assert MEDIAPIPE_INSTALL in readme
+    assert "opencv-contrib-python" not in MEDIAPIPE_INSTALL  # clashes with other packs' opencv-python
+
+
+def test_the_readme_models_table_names_every_model_the_templates_name():
+    import json
+
+    readme = (REPO / "README.md").read_text()
+    used = set()
+    for path in (REPO / "workflows").glob("*.json"):
+        for node in json.loads(path.read_text())["nodes"]:
+            if node["type"].endswith("Loader") or node["type"] == "CheckpointLoaderSimple":
+                used.update(v for v in node.get("widgets_values") or [] if isinstance(v, str))
+    missing = sorted(n for n in used if n.rsplit("/", 1)[-1] not in readme)
+    assert used and not missing, missing
