@@ -138,3 +138,10 @@ def test_the_readme_models_table_names_every_model_the_templates_name():
                 used.update(v for v in node.get("widgets_values") or [] if isinstance(v, str))
     missing = sorted(n for n in used if n.rsplit("/", 1)[-1] not in readme)
     assert used and not missing, missing
+
+
+def test_the_mediapipe_extra_lists_what_the_readme_step_installs():
+    from pipelines.common.install import MEDIAPIPE_INSTALL
+
+    words = [w.strip('"') for w in MEDIAPIPE_INSTALL.split() if w not in ("pip", "install", "--no-deps", "&&")]
+    assert sorted(pyproject()["optional-dependencies"]["mediapipe"]) == sorted(words)
