@@ -4,6 +4,7 @@ import logging
 
 from comfy_api.latest import ComfyExtension, io
 
+from ._examples import install_example_inputs
 from ._folders import register_model_folders
 
 FAMILIES = ("selfie", "selfie_tools", "selfie_inpaint", "selfie_finetune", "fitcheck", "motion", "painting", "painting_tools", "painting_metrics", "painting_vlm", "tokenizer")
@@ -13,6 +14,7 @@ class RecomposeExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         # ComfyUI 0.3.75 never awaits on_load, so folders are registered here.
         register_model_folders()
+        install_example_inputs()
         nodes = []
         for family in FAMILIES:
             # One family failing to import (a missing optional dependency, say) must not hide the others.

@@ -14,6 +14,7 @@ from ..pipelines.common import CheckpointFormatError, Progress
 from ..pipelines.common.images import image_to_pils
 
 from ._folders import folder_path_for
+from ._sources import source_of
 
 
 def progress(total: int) -> Progress:
@@ -124,7 +125,7 @@ def resolve_file(folder: str, name: str) -> str:
     path = folder_paths.get_full_path(folder, name)
     if path is None:
         raise CheckpointFormatError(os.path.join(folder_path_for(folder), name), "Weight file not found",
-                                    hint=f"Put it into the '{folder}' model folder and refresh the page.")
+                                    hint=_put_hint(folder, name))
     return path
 
 
@@ -134,4 +135,11 @@ def resolve_dir(folder: str, name: str) -> str:
         if os.path.isdir(path):
             return path
     raise CheckpointFormatError(os.path.join(folder_path_for(folder), name), "Model folder not found",
-                                hint=f"Put the folder into the '{folder}' model folder and refresh the page.")
+                                hint=_put_hint(folder, name))
+
+
+def _put_hint(folder: str, name: str) -> str:
+    """'Put FILE (from WHERE) into FOLDER': the user's next step when a model is missing."""
+    source = source_of(folder, name)
+    where = f" (from {source})" if source else ""
+    return f"Put {name}{where} into {folder_path_for(folder)} (ComfyUI model folder '{folder}') and refresh the page."

@@ -44,9 +44,16 @@ if [ ! -f "$STAMP" ]; then
   echo "import recompose_torchvision_cpu_shim" > "$site/recompose_torchvision_cpu_shim.pth"
   # mediapipe 0.10.21 ships its models in the wheel; --no-deps keeps jax out.
   $PIP install --no-deps mediapipe==0.10.21
-  $PIP install -c "$VENV/constraints.txt" "protobuf>=4.25.3,<5" absl-py attrs flatbuffers opencv-contrib-python matplotlib sounddevice
+  $PIP install -c "$VENV/constraints.txt" "protobuf>=4.25.3,<5" absl-py attrs flatbuffers opencv-python-headless matplotlib sounddevice
   $PIP install -c "$VENV/constraints.txt" -r requirements.txt -r requirements-dev.txt
   touch "$STAMP"
+fi
+# Dev tools added after a venv was built: reinstall whenever requirements-dev.txt changes.
+DEV_STAMP=$VENV/.recompose-dev-$(sha1sum requirements-dev.txt | cut -c1-12)
+if [ ! -f "$DEV_STAMP" ]; then
+  echo "[setup] installing development tools (requirements-dev.txt)"
+  $PIP install -c "$VENV/constraints.txt" -r requirements-dev.txt
+  touch "$DEV_STAMP"
 fi
 
 if [ -n "${RECOMPOSE_BROWSER:-1}" ] && [ "${RECOMPOSE_BROWSER:-1}" != 0 ]; then

@@ -88,3 +88,14 @@ def cover_crop(x: torch.Tensor, width: int, height: int) -> torch.Tensor:
         x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
     top, left = (size[0] - height) // 2, (size[1] - width) // 2
     return x[..., top:top + height, left:left + width].clamp(0, 1)
+
+
+def resize_uint8(picture: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bicubic resize of an [H, W, C] uint8 picture, e.g. a face crop to a detector's input size."""
+    return np.asarray(Image.fromarray(np.ascontiguousarray(picture)).resize((width, height), Image.BICUBIC))
+
+
+def resize_area(values: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Area-average resize of a float [H, W] map (each output pixel is the mean of what it covers)."""
+    resized = Image.fromarray(np.asarray(values, dtype=np.float32), mode="F").resize((width, height), Image.BOX)
+    return np.asarray(resized, dtype=np.float32)

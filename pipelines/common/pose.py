@@ -76,24 +76,36 @@ def people_from_json(pose_json: dict) -> list:
 def render_openpose(pose_json: dict, stick_width: int = 4, radius: int = 4,
                     size: Optional[tuple] = None) -> np.ndarray:
     """Draw one POSE_KEYPOINT entry as ControlNet's OpenPose image: uint8 [H, W, 3] on black."""
-    import cv2
+    from PIL import Image, ImageDraw
 
     width, height = size or (int(pose_json.get("canvas_width", 512)), int(pose_json.get("canvas_height", 512)))
-    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    canvas = np.zeros((height, width, 3), dtype=np.float64)
     for kp in people_from_json(pose_json):
         for li, (a, b) in enumerate(OPENPOSE_LIMBS):
             if kp[a, 2] <= 0 or kp[b, 2] <= 0:
                 continue
-            # ControlNet draws limbs as filled ellipses at 60 % opacity.
-            (xa, ya), (xb, yb) = kp[a, :2], kp[b, :2]
-            length = float(np.hypot(xa - xb, ya - yb))
-            angle = float(np.degrees(np.arctan2(ya - yb, xa - xb)))
-            poly = cv2.ellipse2Poly((int((xa + xb) / 2), int((ya + yb) / 2)), (int(length / 2), stick_width),
-                                    int(angle), 0, 360, 1)
-            limb = canvas.copy()
-            cv2.fillConvexPoly(limb, poly, OPENPOSE_COLORS[li])
-            canvas = cv2.addWeighted(canvas, 0.4, limb, 0.6, 0)
+            # ControlNet draws limbs as filled ellipses at 60 % opacity over what is already drawn.
+            limb = Image.new("L", (width, height), 0)
+            ImageDraw.Draw(limb).polygon(_limb_ellipse(kp[a, :2], kp[b, :2], stick_width), fill=1)
+            inside = np.asarray(limb, dtype=bool)
+            canvas[inside] = 0.4 * canvas[inside] + 0.6 * np.asarray(OPENPOSE_COLORS[li], dtype=np.float64)
+        joints = Image.fromarray(np.round(canvas).astype(np.uint8))
+        draw = ImageDraw.Draw(joints)
         for j in range(18):
             if kp[j, 2] > 0:
-                cv2.circle(canvas, (int(kp[j, 0]), int(kp[j, 1])), radius, OPENPOSE_COLORS[j], thickness=-1)
-    return canvas
+                x, y = int(kp[j, 0]), int(kp[j, 1])
+                draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=OPENPOSE_COLORS[j])
+        canvas = np.asarray(joints, dtype=np.float64)
+    return np.round(canvas).astype(np.uint8)
+
+
+def _limb_ellipse(a, b, half_width: int, steps: int = 360) -> list:
+    """Outline of the ellipse joining joints a and b (semi-axes: half their distance, half_width)."""
+    centre = (np.asarray(a, dtype=np.float64) + np.asarray(b, dtype=np.float64)) / 2
+    half_length = float(np.hypot(*(np.asarray(a) - np.asarray(b)))) / 2
+    angle = np.arctan2(a[1] - b[1], a[0] - b[0])
+    t = np.linspace(0.0, 2 * np.pi, steps, endpoint=False)
+    x, y = half_length * np.cos(t), half_width * np.sin(t)
+    xs = centre[0] + x * np.cos(angle) - y * np.sin(angle)
+    ys = centre[1] + x * np.sin(angle) + y * np.cos(angle)
+    return list(zip(np.round(xs), np.round(ys)))

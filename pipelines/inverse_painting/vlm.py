@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from ..common import CheckpointFormatError, InputError
+from ..common.hf_compat import from_pretrained_dtype
 
 # Thesis 6.5.2, verbatim ("question prompt p" of the text instruction generator).
 QUESTION_PROMPT = (
@@ -95,7 +96,7 @@ def load_vlm(folder: str, dtype: torch.dtype = torch.float32, device="cpu"):
 
     try:
         processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
-        model = AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True, dtype=dtype)
+        model = AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True, **from_pretrained_dtype(dtype))
     except (OSError, ValueError, KeyError) as exc:
         raise CheckpointFormatError(os.path.join(str(folder), "config.json"),
                                     f"Could not load a vision-language model ({exc})",

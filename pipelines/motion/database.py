@@ -131,14 +131,14 @@ def _build(args) -> None:
 
 
 def _read_video(path: Path) -> np.ndarray:
-    import cv2
+    """RGB frames [N, H, W, 3] uint8 of the file's first video stream, through PyAV (ComfyUI requires it)."""
+    import av
 
-    video, frames = cv2.VideoCapture(str(path)), []
-    ok, frame = video.read()
-    while ok:
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-        ok, frame = video.read()
-    video.release()
+    try:
+        with av.open(str(path)) as container:
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    except (av.FFmpegError, IndexError) as exc:  # IndexError: the file has no video stream
+        raise InputError(f"{path} could not be read as a video ({exc}).") from exc
     if not frames:
         raise InputError(f"No frames could be read from {path}.")
     return np.stack(frames)

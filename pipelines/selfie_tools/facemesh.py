@@ -8,6 +8,7 @@ full-range face detector, cropped, upscaled and meshed again (the "tiny face" pa
 import numpy as np
 
 from ..common.errors import InputError
+from ..common.images import resize_uint8
 from . import mediapipe_runtime as mpr
 
 # Indices into mediapipe's 478-point refined mesh.
@@ -39,14 +40,13 @@ def _to_pixels(landmarks, width: int, height: int, offset=(0.0, 0.0), scale: flo
 
 def _faces_via_detector(rgb: np.ndarray, max_faces: int) -> list:
     """Small or distant faces: full-range detector boxes -> square crops -> mesh on each crop."""
-    import cv2
 
     faces = []
     for cx, cy, side in _face_boxes(rgb)[:max_faces]:
         side *= 2.2  # the mesh model wants context around the face
         x0, y0 = cx - side / 2, cy - side / 2
         crop = _crop_square(rgb, x0, y0, side)
-        crop = cv2.resize(crop, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_CUBIC)
+        crop = resize_uint8(crop, CROP_SIZE, CROP_SIZE)
         found = mpr.run(mpr.face_mesh(1), crop).multi_face_landmarks
         if found:
             faces.append(_to_pixels(found[0].landmark, CROP_SIZE, CROP_SIZE, (x0, y0), side / CROP_SIZE))
@@ -89,12 +89,11 @@ def _non_overlapping(boxes: list) -> list:
 
 def _crop_square(rgb: np.ndarray, x0: float, y0: float, side: float) -> np.ndarray:
     """A square crop that may extend past the border (padded by edge replication)."""
-    import cv2
 
     x0i, y0i, s = int(round(x0)), int(round(y0)), max(int(round(side)), 8)
     h, w = rgb.shape[:2]
     pad = max(0, -x0i, -y0i, x0i + s - w, y0i + s - h)
-    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else rgb
+    padded = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)), mode="edge") if pad else rgb
     return np.ascontiguousarray(padded[y0i + pad:y0i + pad + s, x0i + pad:x0i + pad + s])
 
 

@@ -9,6 +9,7 @@ import functools
 import threading
 
 from ..common.errors import InputError
+from ..common.install import MEDIAPIPE_INSTALL
 
 _LOCK = threading.Lock()  # mediapipe graphs are not re-entrant
 
@@ -19,9 +20,8 @@ def solutions():
         return mp.solutions
     except Exception as exc:  # ImportError, or AttributeError on mediapipe >= 0.10.30
         raise InputError(
-            "This node needs mediapipe with its offline 'solutions' models (pip install --no-deps "
-            "mediapipe==0.10.21 'protobuf>=4.25.3,<5' absl-py attrs flatbuffers opencv-contrib-python "
-            f"matplotlib). It could not be imported: {type(exc).__name__}: {exc}. Alternatively connect "
+            f"This node needs mediapipe with its offline 'solutions' models ({MEDIAPIPE_INSTALL}). "
+            f"It could not be imported: {type(exc).__name__}: {exc}. Alternatively connect "
             "landmarks, a depth map or masks from other nodes."
         ) from exc
 

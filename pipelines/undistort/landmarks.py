@@ -10,6 +10,8 @@ from typing import Optional
 import numpy as np
 
 from ..common.errors import InputError
+from ..common.install import MEDIAPIPE_INSTALL
+from ..common.images import resize_uint8
 
 # Face-mesh indices (468-point topology).
 FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
@@ -28,8 +30,7 @@ def require_mediapipe():
     except Exception as exc:  # ImportError, or a protobuf mismatch surfacing as TypeError
         raise InputError(
             "Face landmarks need mediapipe 0.10.21 (its 'solutions' API ships the models offline). "
-            "Install it with: pip install --no-deps mediapipe==0.10.21 'protobuf>=4.25.3,<5' absl-py attrs "
-            f"flatbuffers opencv-contrib-python matplotlib — or connect a depth map / landmarks instead. ({exc})"
+            f"Install it with: {MEDIAPIPE_INSTALL} — or connect a depth map / landmarks instead. ({exc})"
         ) from exc
     return solutions
 
@@ -90,7 +91,6 @@ class FaceMeshDetector:
 
     def _detect_small(self, rgb: np.ndarray) -> list:
         """Face mesh's own detector is short-range; find boxes with the full-range one, mesh each crop."""
-        import cv2
 
         if self._detector is None:
             self._detector = self._solutions.face_detection.FaceDetection(
@@ -107,8 +107,7 @@ class FaceMeshDetector:
             if x1 - x0 < 4 or y1 - y0 < 4:
                 continue
             scale = 256.0 / max(x1 - x0, y1 - y0)
-            crop = cv2.resize(rgb[y0:y1, x0:x1], (max(int((x1 - x0) * scale), 1), max(int((y1 - y0) * scale), 1)),
-                              interpolation=cv2.INTER_CUBIC)
+            crop = resize_uint8(rgb[y0:y1, x0:x1], max(int((x1 - x0) * scale), 1), max(int((y1 - y0) * scale), 1))
             for face in _mesh_points(self._mesh.process(np.ascontiguousarray(crop)), crop.shape[1], crop.shape[0]):
                 pts = face.points / scale
                 pts[:, 0] += x0

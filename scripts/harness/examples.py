@@ -1,76 +1,31 @@
-"""Example inputs the shipped workflows load by name, written into ComfyUI's input folder.
-
-All come from packages (public-domain / CC images in scikit-image, matplotlib and
-scikit-learn), so nothing is downloaded.
-"""
+"""Example inputs the shipped workflows load by name: the files committed in example_inputs/
+(made by scripts/make_example_inputs.py), which the pack itself copies into ComfyUI's input folder."""
+import shutil
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-
-def _astronaut():
-    from skimage import data
-
-    return data.astronaut()
+EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "example_inputs"
 
 
-def _grace_hopper():
-    import matplotlib.cbook as cbook
-
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        return np.asarray(Image.open(f).convert("RGB"))
-
-
-def _china():
-    from sklearn.datasets import load_sample_image
-
-    return load_sample_image("china.jpg")
+def _reader(path: Path):
+    if path.suffix == ".csv":
+        return path.read_text
+    return lambda: np.asarray(Image.open(path).convert("RGB"))
 
 
-def _chelsea():
-    from skimage import data
-
-    return data.chelsea()
-
-
-def _coffee():
-    from skimage import data
-
-    return data.coffee()
-
-
-def _imu_recording():
-    """A phone recording (Sensor Logger columns) of clip 7 of the built-in motion database,
-    time-warped and noisy like a real one: retrieval should find that clip."""
-    from pipelines.motion.database import MotionDatabase
-    from pipelines.motion.synthetic import imu_csv, noisy_query
-
-    clip = MotionDatabase.synthetic(8).clips[7]
-    return imu_csv(noisy_query(clip.trajectory, np.random.default_rng(7)))
-
-
-EXAMPLES = {
-    "recompose_astronaut.png": _astronaut,
-    "recompose_grace_hopper.png": _grace_hopper,
-    "recompose_china.png": _china,
-    "recompose_chelsea.png": _chelsea,
-    "recompose_coffee.png": _coffee,
-    "recompose_imu_walk.csv": _imu_recording,
-}
+# name -> () -> the decoded picture (H, W, 3 uint8) or the text, as the workflows read it
+EXAMPLES = {p.name: _reader(p) for p in sorted(EXAMPLE_DIR.glob("recompose_*"))}
 
 
 def write_example_inputs(input_dir) -> list[Path]:
     input_dir = Path(input_dir)
     input_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, make in EXAMPLES.items():
+    for name in EXAMPLES:
         path = input_dir / name
         if not path.exists():
-            made = make()
-            if isinstance(made, str):
-                path.write_text(made)
-            else:
-                Image.fromarray(made).save(path)
+            shutil.copyfile(EXAMPLE_DIR / name, path)
         written.append(path)
     return written

@@ -1,19 +1,20 @@
 """Inverse Painting, learned path: china.png -> official-layout renderer + mask generator (RP) -> Inverse Paint
 -> saved keyframes, masks and time map, plus the instructions and the run report.
 
-Runs here on the tiny test weights (tests/fixtures/build_painting.py): 3 updates, 3 steps, 64 px short side.
-With the released weights pick checkpoint-global_step-200000.ckpt / checkpoint-global_step-80000.ckpt,
-realisticVisionV51_v51VAE and clip-vit-base-patch32, and set steps 25, max_updates 50, short_side 512."""
+It names the released files (checkpoint-global_step-200000.ckpt / checkpoint-global_step-80000.ckpt,
+realisticVisionV51_v51VAE, clip-vit-base-patch32); the tests put tiny ones under those names
+(tests/fixtures/build_painting.py) and run 3 updates, 3 steps, 64 px short side. With the released weights
+set steps 25, max_updates 50, short_side 512."""
 
 
 def build(wf):
-    target = wf.add("LoadImage", image="recompose_china.png")
+    target = wf.add("LoadImage", image="recompose_china.jpg")
     loaded = wf.add("RecomposePaintingRendererLoader",
                     checkpoint="renderer/ckpt/checkpoint-global_step-200000.ckpt",
-                    base_model="recompose_tiny_painting_sd15", clip_model="recompose_tiny_clip_b32")
+                    base_model="realisticVisionV51_v51VAE", clip_model="clip-vit-base-patch32")
     painter = wf.add("RecomposePaintingRendererSettings", painter=loaded["painter"], steps=3, cfg_chunk=3)
     masks = wf.add("RecomposePaintingMaskGeneratorLoader", checkpoint="RP/checkpoint-global_step-80000.ckpt",
-                   base_model="recompose_tiny_painting_sd15")
+                   base_model="realisticVisionV51_v51VAE")
     paint = wf.add("RecomposeInversePaint", target=target["IMAGE"], painter=painter["painter"],
                    mask_generator=masks["mask_generator"], interval_s=20.0, max_updates=3, short_side=64)
     wf.add("SaveImage", images=paint["keyframes"], filename_prefix="recompose/inverse_painting_keyframe")

@@ -5,7 +5,7 @@ DEMO = True
 
 
 def build(wf):
-    target = wf.add("LoadImage", image="recompose_china.png")
+    target = wf.add("LoadImage", image="recompose_china.jpg")
     painter = wf.add("RecomposeBaselinePainter")
     masks = wf.add("RecomposeBaselineMaskGenerator", regions=5)
     words = wf.add("RecomposeHeuristicInstructions", regions=5, passes=3)

@@ -8,9 +8,9 @@ The frames start from a first guess (here the background, repeated) at denoise 0
 with a tiny random checkpoint at 64x64 and 3 steps; with a real SD1.5 file use 512x512 and ~25 steps
 (and an AnimateDiff motion module for temporal consistency).
 """
-DEMO = False  # needs an SD1.5 checkpoint in models/checkpoints (tests build a tiny random one)
+DEMO = False  # needs an SD1.5 checkpoint in models/checkpoints (tests build a tiny random one under this name)
 
-CHECKPOINT = "recompose_tiny_sd15.safetensors"
+CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 SIZE = 64
 FRAMES = 4
 
@@ -23,9 +23,9 @@ def _scaled(wf, name):
 
 def build(wf):
     checkpoint = wf.add("CheckpointLoaderSimple", ckpt_name=CHECKPOINT)
-    front = _scaled(wf, "recompose_astronaut.png")
-    back = _scaled(wf, "recompose_grace_hopper.png")
-    background = _scaled(wf, "recompose_china.png")
+    front = _scaled(wf, "recompose_astronaut.jpg")
+    back = _scaled(wf, "recompose_grace_hopper.jpg")
+    background = _scaled(wf, "recompose_china.jpg")
     first_guess = wf.add("RepeatImageBatch", image=background, amount=FRAMES)
     batch = wf.add("RecomposePrependReferences", frames=first_guess[0], front=front, back=back)
     latent = wf.add("VAEEncode", pixels=batch["frames"], vae=checkpoint["VAE"])

@@ -7,8 +7,8 @@ DEMO = True
 
 
 def build(wf):
-    selfie = wf.add("LoadImage", image="recompose_astronaut.png")
-    other = wf.add("LoadImage", image="recompose_china.png")  # a landscape: no person, ranks last
+    selfie = wf.add("LoadImage", image="recompose_astronaut.jpg")
+    other = wf.add("LoadImage", image="recompose_china.jpg")  # a landscape: no person, ranks last
     other_512 = wf.add("ImageScale", image=other["IMAGE"], upscale_method="bilinear", width=512, height=512,
                        crop="center")
     photos = wf.add("ImageBatch", image1=other_512[0], image2=selfie["IMAGE"])

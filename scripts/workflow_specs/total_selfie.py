@@ -5,14 +5,14 @@ fine-tune (selfies pasted at the candidates' body parts) -> pass 2: Selfie Inpai
 model and the ControlNet fed the selfie embedding (cfg 3) -> appearance refinement: the head region is
 cut out, refined SDEdit-style by core KSampler (denoise 0.4) on any SD1.5 checkpoint, and pasted back.
 
-Runs here on the tiny test weights (tests/fixtures/build_selfie_inpaint.py) at 256x256 with 8 steps, 2
-candidates and 2 fine-tune steps. With the released weights pick pbe_selfie2full and an SD1.5 Canny
-ControlNet (control_v11p_sd15_canny), scale everything to 512x512, set steps 50, 20 candidates and
-400 fine-tune steps (about 10 minutes on one GPU); for the refinement pick an SD1.5 checkpoint (or a
+It names the released weights (pbe_selfie2full, control_v11p_sd15_canny, v1-5-pruned-emaonly.safetensors);
+the tests put tiny ones under those names (tests/fixtures/) and run at 256x256 with 8 steps, 2 candidates
+and 2 fine-tune steps. With the released weights scale everything to 512x512, set steps 50, 20 candidates and
+400 fine-tune steps (about 10 minutes on one GPU); for the refinement any SD1.5 checkpoint will do (or a
 DreamBooth/LoRA of the user), a 512x512 crop, ~25 steps, Euler-Ancestral, and region "face" (here the
 head of the reference pose, since the tiny weights draw no face)."""
 SIZE = 256
-REFINE_CHECKPOINT = "recompose_tiny_sd15.safetensors"
+REFINE_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 HEAD_COLOUR = 0x800000  # the head label (1) in the part map's VOC palette
 
 
@@ -21,11 +21,11 @@ def _square(wf, image):
 
 
 def build(wf):
-    scene = wf.add("LoadImage", image="recompose_china.png")
-    face_photo = wf.add("LoadImage", image="recompose_grace_hopper.png")
-    upper = wf.add("LoadImage", image="recompose_astronaut.png")
-    lower = wf.add("LoadImage", image="recompose_chelsea.png")
-    shoes = wf.add("LoadImage", image="recompose_coffee.png")
+    scene = wf.add("LoadImage", image="recompose_china.jpg")
+    face_photo = wf.add("LoadImage", image="recompose_grace_hopper.jpg")
+    upper = wf.add("LoadImage", image="recompose_astronaut.jpg")
+    lower = wf.add("LoadImage", image="recompose_chelsea.jpg")
+    shoes = wf.add("LoadImage", image="recompose_coffee.jpg")
     background = _square(wf, scene["IMAGE"])
 
     # Face selfie: FFHQ-align, then undo the close-range perspective (thesis Fig. 3.9).
@@ -41,8 +41,8 @@ def build(wf):
     box = wf.add("RecomposeMaskBox", mask=person["person_mask"], scale=1.1)
     edges = wf.add("Canny", image=person["part_map"], low_threshold=0.1, high_threshold=0.3)
 
-    pipe = wf.add("RecomposeSelfieInpaintLoader", model="recompose_tiny_pbe_selfie2full")
-    controlnet = wf.add("RecomposeSelfieControlNetLoader", controlnet="recompose_tiny_controlnet_sd15")
+    pipe = wf.add("RecomposeSelfieInpaintLoader", model="pbe_selfie2full")
+    controlnet = wf.add("RecomposeSelfieControlNetLoader", controlnet="control_v11p_sd15_canny")
     selfies = dict(face=face["image"], upper_body=upper["IMAGE"], lower_body=lower["IMAGE"], shoes=shoes["IMAGE"])
     tuned = _finetune(wf, pipe["selfie_pipe"], background, box["box_mask"], selfies)
     result = wf.add("RecomposeSelfieInpaint", selfie_pipe=tuned["selfie_pipe"], background=background,

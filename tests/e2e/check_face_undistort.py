@@ -6,7 +6,7 @@ from scripts.harness.examples import EXAMPLES
 
 
 def check(comfy, entry):
-    source = np.asarray(EXAMPLES["recompose_grace_hopper.png"](), dtype=np.float32) / 255.0
+    source = np.asarray(EXAMPLES["recompose_grace_hopper.jpg"](), dtype=np.float32) / 255.0
     files = comfy.output_files(entry)
     mask_files = [f for f in files if f.name.startswith("face_undistort_mask")]
     image_files = [f for f in files if f.name.startswith("face_undistort_") and f not in mask_files]

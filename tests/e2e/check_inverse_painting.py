@@ -15,7 +15,7 @@ def _texts(entry):
 
 
 def check(comfy, entry):
-    source = np.asarray(EXAMPLES["recompose_china.png"](), dtype=np.float32) / 255.0
+    source = np.asarray(EXAMPLES["recompose_china.jpg"](), dtype=np.float32) / 255.0
     files = comfy.output_files(entry)
     keyframes = sorted(f for f in files if f.name.startswith("inverse_painting_keyframe"))
     masks = sorted(f for f in files if f.name.startswith("inverse_painting_mask"))

@@ -17,7 +17,7 @@ def check(comfy, entry):
     (webp,) = [f for f in files if f.suffix == ".webp"]
     (timemap,) = [f for f in files if f.name.startswith("painting_baseline_timemap")]
     assert len(frames) > 3
-    target_img = Image.fromarray(EXAMPLES["recompose_china.png"]())
+    target_img = Image.fromarray(EXAMPLES["recompose_china.jpg"]())
     first = _load(frames[0])
     size = (first.shape[1], first.shape[0])
     target = np.asarray(target_img.resize(size), dtype=np.float32) / 255.0

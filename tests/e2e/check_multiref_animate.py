@@ -9,7 +9,7 @@ from PIL import Image
 
 BACK_IMAGE, WEBP, FRAMES = 4, 22, 23
 FRAME_COUNT, SIZE = 4, 64
-OTHER_BACK = "recompose_chelsea.png"
+OTHER_BACK = "recompose_chelsea.jpg"
 
 
 def _frames(comfy, entry):

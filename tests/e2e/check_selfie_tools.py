@@ -11,7 +11,7 @@ def _load(path):
 
 
 def check(comfy, entry):
-    selfie = _load(comfy.base / "input" / "recompose_astronaut.png")
+    selfie = _load(comfy.base / "input" / "recompose_astronaut.jpg")
 
     ranked = [_load(p) for p in comfy.output_files(entry, RANKED)]
     assert len(ranked) == 2 and all(r.shape == (512, 512, 3) for r in ranked)

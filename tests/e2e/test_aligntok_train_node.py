@@ -7,13 +7,13 @@ from scripts.harness.server import WorkflowError
 
 
 def train_prompt(folder, save_as, steps=2):
-    return {"1": {"class_type": "RecomposeAlignTokLoader", "inputs": {"tokenizer_name": "aligntok_tiny.safetensors"}},
+    return {"1": {"class_type": "RecomposeAlignTokLoader", "inputs": {"tokenizer_name": "aligntok_f16d32.safetensors"}},
             "2": {"class_type": "RecomposeAlignTokTrain",
                   "inputs": {"tokenizer": ["1", 0], "image_folder": folder, "stage": 1, "steps": steps,
                              "batch_size": 2, "size": 32, "learning_rate": 1e-3, "save_as": save_as}},
             "3": {"class_type": "RecomposeAlignTokEncode",
                   "inputs": {"tokenizer": ["2", 0], "image": ["4", 0]}},
-            "4": {"class_type": "LoadImage", "inputs": {"image": "recompose_astronaut.png"}},
+            "4": {"class_type": "LoadImage", "inputs": {"image": "recompose_astronaut.jpg"}},
             "5": {"class_type": "PreviewAny", "inputs": {"source": "done"}},
             "6": {"class_type": "RecomposeAlignTokDecode",
                   "inputs": {"tokenizer": ["2", 0], "latent": ["3", 0], "tile_size": 32, "tile_overlap": 4}},
@@ -23,7 +23,7 @@ def train_prompt(folder, save_as, steps=2):
 def test_training_node_saves_a_loadable_tokenizer(comfy):
     folder = comfy.base / "input" / "aligntok_train"
     folder.mkdir(exist_ok=True)
-    for name in ("recompose_chelsea.png", "recompose_coffee.png"):
+    for name in ("recompose_chelsea.jpg", "recompose_coffee.jpg"):
         Image.open(comfy.base / "input" / name).save(folder / name)
     comfy.run(train_prompt("aligntok_train", "aligntok_e2e.safetensors"), timeout=600)
     saved = comfy.base / "models" / "recompose" / "aligntok" / "aligntok_e2e.safetensors"

@@ -20,8 +20,8 @@ def _sampler_prompt(**overrides) -> dict:
     sampler.update(overrides)
     return {"2": {"class_type": "RecomposeFitCheckLoader",
                   "inputs": {"svd_model": build_fitcheck.SVD_NAME, "weights": build_fitcheck.WEIGHTS_FILE}},
-            "3": {"class_type": "LoadImage", "inputs": {"image": "recompose_astronaut.png"}},   # 512 x 512
-            "4": {"class_type": "LoadImage", "inputs": {"image": "recompose_china.png"}},       # 640 x 427
+            "3": {"class_type": "LoadImage", "inputs": {"image": "recompose_astronaut.jpg"}},   # 512 x 512
+            "4": {"class_type": "LoadImage", "inputs": {"image": "recompose_china.jpg"}},       # 640 x 427
             "5": {"class_type": "EmptyImage", "inputs": {"width": 40, "height": 90, "batch_size": 3, "color": 0}},
             "6": {"class_type": "RecomposeFitCheckSampler", "inputs": sampler},
             "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "recompose/fc_nodes"}},

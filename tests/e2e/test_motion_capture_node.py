@@ -9,7 +9,7 @@ pytest.importorskip("mediapipe")
 
 
 def _prompt(name: str, database: str) -> dict:
-    return {"1": {"class_type": "LoadImage", "inputs": {"image": "recompose_astronaut.png"}},
+    return {"1": {"class_type": "LoadImage", "inputs": {"image": "recompose_astronaut.jpg"}},
             "2": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 3}},
             "3": {"class_type": "RecomposeBuildMotionClip",
                   "inputs": {"frames": ["2", 0], "fps": 10.0, "name": name, "database": database,

@@ -3,13 +3,13 @@ import pytest
 
 from scripts.harness.server import WorkflowError
 
-BASE = "recompose_tiny_painting_sd15"
-CLIP = "recompose_tiny_clip_b32"
+BASE = "realisticVisionV51_v51VAE"
+CLIP = "clip-vit-base-patch32"
 
 
 def _paint_prompt(renderer_ckpt: str, settings_target: str = "2") -> dict:
     return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": "recompose_china.png"}},
+        "1": {"class_type": "LoadImage", "inputs": {"image": "recompose_china.jpg"}},
         "2": {"class_type": "RecomposePaintingRendererLoader",
               "inputs": {"checkpoint": renderer_ckpt, "base_model": BASE, "clip_model": CLIP}},
         "3": {"class_type": "RecomposeInversePaint",

@@ -19,16 +19,16 @@ def load(node_id, name):
 
 
 def finetune_prompt(save_as, with_mask=True, person=("21", 0)):
-    prompt = {"1": {"class_type": "RecomposeSelfieInpaintLoader", "inputs": {"model": "recompose_tiny_pbe_selfie2full"}},
-              **load("10", "recompose_china.png"), **scaled("11", ["10", 0]),
-              **load("20", "recompose_grace_hopper.png"), **scaled("21", ["20", 0]),
+    prompt = {"1": {"class_type": "RecomposeSelfieInpaintLoader", "inputs": {"model": "pbe_selfie2full"}},
+              **load("10", "recompose_china.jpg"), **scaled("11", ["10", 0]),
+              **load("20", "recompose_grace_hopper.jpg"), **scaled("21", ["20", 0]),
               "30": {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": SIZE, "height": SIZE}},
               "31": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 16, "height": 44}},
               "32": {"class_type": "MaskComposite", "inputs": {"destination": ["30", 0], "source": ["31", 0],
                                                                "x": 24, "y": 10, "operation": "add"}}}
     selfies = {}
-    for i, (name, part) in enumerate(zip(("recompose_astronaut.png", "recompose_chelsea.png", "recompose_coffee.png",
-                                          "recompose_astronaut.png"), ("face", "upper_body", "lower_body", "shoes"))):
+    for i, (name, part) in enumerate(zip(("recompose_astronaut.jpg", "recompose_chelsea.jpg", "recompose_coffee.jpg",
+                                          "recompose_astronaut.jpg"), ("face", "upper_body", "lower_body", "shoes"))):
         prompt.update(load(f"4{i}", name))
         prompt.update(scaled(f"5{i}", [f"4{i}", 0], 48))
         selfies[part] = [f"5{i}", 0]
@@ -57,7 +57,7 @@ def test_finetune_node_saves_a_unet_file_and_the_tuned_pipe_inpaints(comfy):
         meta = f.metadata()
         keys = set(f.keys())
     assert meta["format"] == "recompose_selfie_finetune" and meta["kind"] == "unet"
-    assert meta["base"] == "recompose_tiny_pbe_selfie2full"
+    assert meta["base"] == "pbe_selfie2full"
     assert (meta["steps"], meta["augmentations"], meta["batch_size"]) == ("3", "6", "2")
     assert "conv_in.weight" in keys and any(k.startswith("down_blocks.0.attentions.0") for k in keys)
 

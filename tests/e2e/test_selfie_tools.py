@@ -5,7 +5,7 @@ from scripts.harness.server import WorkflowError
 
 
 def _prompt(node: dict) -> dict:
-    return {"1": {"class_type": "LoadImage", "inputs": {"image": "recompose_coffee.png"}},
+    return {"1": {"class_type": "LoadImage", "inputs": {"image": "recompose_coffee.jpg"}},
             "2": node,
             "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}
 

@@ -60,17 +60,14 @@ def test_too_few_frames_is_an_error():
 
 def test_database_cli_builds_clips_from_videos(tmp_path):
     pytest.importorskip("mediapipe")
-    import cv2
     from skimage import data
 
     from pipelines.motion.database import MotionDatabase, main
+    from tests.unit.test_no_opencv import write_video
 
-    img = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    img = data.astronaut()
     (tmp_path / "videos").mkdir()
-    writer = cv2.VideoWriter(str(tmp_path / "videos" / "turn.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 512))
-    for frame in (img, img[:, ::-1].copy(), img):
-        writer.write(frame)
-    writer.release()
+    write_video(tmp_path / "videos" / "turn.avi", [img, img[:, ::-1].copy(), img], fps=10)
     main(["build", str(tmp_path / "db"), "--from-videos", str(tmp_path / "videos"), "--fps", "10"])
     db = MotionDatabase.load(tmp_path / "db")
     assert [c.name for c in db.clips] == ["turn"] and len(db.clips[0].poses) == 3

@@ -355,7 +355,7 @@ def test_cli_fine_tunes_the_folder_and_the_file_loads_into_the_pipeline(tiny_fol
           "--augmentations", "6", "--lr", "1e-3"])
     assert "saved" in capsys.readouterr().out
     meta = read_metadata(out)
-    assert (meta["base"], meta["steps"], meta["mode"]) == ("recompose_tiny_pbe_selfie2full", "3", "trained")
+    assert (meta["base"], meta["steps"], meta["mode"]) == ("pbe_selfie2full", "3", "trained")
     pipe = load_selfie_pipeline(tiny_folder)
     before = state_of(pipe.unet)
     tuned = apply_finetuned_unet(pipe, out)
