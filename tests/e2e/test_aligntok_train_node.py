@@ -22,13 +22,26 @@ def train_prompt(folder, save_as, steps=2):
 
 
 def test_training_node_saves_a_loadable_tokenizer(comfy):
+    import torch
+
+    from pipelines.aligntok.model import load_tokenizer
+
     folder = comfy.base / "input" / "aligntok_train"
     folder.mkdir(exist_ok=True)
     for name in ("recompose_chelsea.png", "recompose_coffee.png"):
         Image.open(comfy.base / "input" / name).save(folder / name)
     comfy.run(train_prompt("aligntok_train", "aligntok_e2e.safetensors"), timeout=600)
-    saved = comfy.base / "models" / "recompose" / "aligntok" / "aligntok_e2e.safetensors"
-    assert saved.exists() and saved.stat().st_size > 10_000
+    models = comfy.base / "models" / "recompose" / "aligntok"
+    trained, start = load_tokenizer(models / "aligntok_e2e.safetensors"), load_tokenizer(models / "aligntok_tiny.safetensors")
+
+    def differ(a, b):
+        return any(not torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+    # stage 1: the encoder stays frozen, the adapter and decoder train
+    assert (differ(trained.encoder, start.encoder), differ(trained.adapter, start.adapter),
+            differ(trained.decoder, start.decoder)) == (False, True, True)
+    # the GAN ran from step 1 (gan_start_stage1 = 1): its discriminator is in the file for stage 2
+    assert trained.discriminator_state and not start.discriminator_state
 
 
 def test_training_node_explains_bad_input(comfy):
