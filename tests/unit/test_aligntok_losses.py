@@ -46,6 +46,9 @@ def test_patch_discriminator_layout_and_input_range():
     assert disc(torch.rand(2, 3, 32, 32)).shape == (2, 1, 4, 4)  # three stride-2 convs
     assert [m.negative_slope for m in disc.net if isinstance(m, nn.LeakyReLU)] == [0.2, 0.2, 0.2]
     assert [m.num_groups for m in disc.net if isinstance(m, nn.GroupNorm)] == [8, 8]
+    convs = [m for m in disc.net if isinstance(m, nn.Conv2d)]
+    assert [(c.kernel_size, c.stride, c.padding) for c in convs] == [((4, 4), (2, 2), (1, 1))] * 3 + [
+        ((3, 3), (1, 1), (1, 1))]
     disc.net = nn.Identity()
     assert torch.allclose(disc(torch.tensor([0.0, 0.25, 1.0])), torch.tensor([-1.0, -0.5, 1.0]))  # 0..1 -> -1..1
 
@@ -56,13 +59,13 @@ class FeaturesAreThePixels(nn.Module):
 
 
 def test_feature_perceptual_loss_by_hand():
-    # two positions of 2-channel features: (1,0) vs (0,1) -> |(-1,1)|^2 = 2; (2,0) vs (1,0) -> 0 after
-    # normalising; the mean over positions is 1
-    target = torch.tensor([[[[1.0, 1.0]], [[0.0, 0.0]]]])
-    recon = torch.tensor([[[[0.0, 2.0]], [[1.0, 0.0]]]], requires_grad=True)
-    target.requires_grad_(True)
+    # features [1, C=2, H=3, W=1], each position's channel vector normalised, then the squared
+    # distance summed over channels and averaged over the 3 positions:
+    #   h=0: (1,0) vs (0,1) -> 2;  h=1: (1,0) vs (2,2)/|.| -> (1 - 1/sqrt2)^2 + 1/2;  h=2: (0,1) vs (0,5) -> 0
+    target = torch.tensor([[[[1.0], [1.0], [0.0]], [[0.0], [0.0], [1.0]]]], requires_grad=True)
+    recon = torch.tensor([[[[0.0], [2.0], [0.0]], [[1.0], [2.0], [5.0]]]], requires_grad=True)
     loss = feature_perceptual_loss(FeaturesAreThePixels(), recon, target)
-    assert loss.item() == pytest.approx(1.0)
+    assert loss.item() == pytest.approx((2 + (1 - 0.5 ** 0.5) ** 2 + 0.5) / 3)
     loss.backward()
     assert target.grad is None and recon.grad is not None  # the target's features are constants
 
@@ -76,6 +79,8 @@ def test_gradient_ratio_by_hand():
     assert not lam.requires_grad
     # reduce is applied to both gradients: (4, 4) and (3, 3) -> 4/3
     assert float(gradient_ratio(main, extra, w, reduce=lambda g: g + 1)) == pytest.approx(4 / 3, rel=1e-6)
+    # a ratio below 1 stays below 1: gradients (1, 1) vs (3, 3)
+    assert gradient_ratio(w.sum(), (3 * w).sum(), w).item() == pytest.approx(1 / 3, rel=1e-5)
     # an extra term without gradient there: the ratio is capped at 1e4
     assert float(gradient_ratio(main, (0 * w).sum(), w)) == 1e4
 
