@@ -44,8 +44,8 @@ def resolve_vlm_folder(name: str) -> str:
     where = roots[0] if roots else LLM_FOLDER
     raise CheckpointFormatError(os.path.join(where, name if name != NO_MODEL else "<model folder>", "config.json"),
                                 "VLM folder not found",
-                                hint=f"Put a transformers vision-language model folder (e.g. llava-1.5-7b-hf, with "
-                                     f"config.json, weights and processor files) into '{where}' and refresh the page.")
+                                hint=f"Put a vision-language model folder (the official TP_llava, or a transformers "
+                                     f"one such as llava-1.5-7b-hf) into '{where}' and refresh the page.")
 
 
 class RecomposeVLMInstructions(io.ComfyNode):
@@ -57,12 +57,16 @@ class RecomposeVLMInstructions(io.ComfyNode):
             category=CATEGORY,
             description="Text instructions from a vision-language model (LLaVA-style, thesis 6.2.2): it sees the "
                         "target and the current canvas side by side and is asked what to paint next (thesis "
-                        "prompt, greedy decoding). The thesis' fine-tuned weights are not public; a stock LLaVA 1.5 "
-                        "behaves like the thesis' 'pretrained LLaVA' baseline.",
+                        "prompt, greedy decoding). Loads the official fine-tuned text generator TP_llava (published "
+                        "with the renderer, LLaVA-repository format, model_type llava_llama; converted to "
+                        "transformers' LLaVA at load time, with its CLIP tower from a folder named by its "
+                        "mm_vision_tower, e.g. models/LLM/openai/clip-vit-large-patch14-336) or any transformers "
+                        "LLaVA-style folder; a stock LLaVA 1.5 behaves like the thesis' 'pretrained LLaVA' baseline.",
             inputs=[
                 io.Combo.Input("model", options=vlm_folders(),
-                               tooltip="A transformers vision-language model folder under models/LLM "
-                                       "(config.json, weights, processor files). Loaded when the node runs."),
+                               tooltip="A vision-language model folder under models/LLM: the official TP_llava "
+                                       "(LLaVA-repository layout) or a transformers folder (config.json, weights, "
+                                       "processor files). Loaded when the node runs."),
                 io.Int.Input("max_words", default=2, min=1, max=8,
                              tooltip="Longer answers are cut to this many words (the thesis asks for under 2)."),
             ],

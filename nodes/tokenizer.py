@@ -119,9 +119,11 @@ class RecomposeAlignTokTrain(io.ComfyNode):
             display_name="Train AlignTok Stage",
             category=CATEGORY,
             description="Runs one AlignTok training stage on a folder of images (thesis 7.2): 1 = latent alignment "
-                        "(encoder frozen), 2 = perceptual alignment (all parts, + L_sp), 3 = decoder refinement. "
-                        "For small runs; use 'python -m pipelines.aligntok.train' (accelerate) for real ones. The "
-                        "result is saved into models/recompose/aligntok.",
+                        "(encoder frozen), 2 = perceptual alignment (all parts, + L_sp, EMA), 3 = decoder refinement "
+                        "(EMA). Thesis 7.5 defaults: lr 1e-4 / 1e-5 / 1e-4, GAN after 5K steps in stage 1 and from "
+                        "the start in stages 2-3, random 256 crops; the GAN discriminator is saved with the tokenizer "
+                        "and carried into the next stage. For small runs; use 'python -m pipelines.aligntok.train' "
+                        "(accelerate) for real ones. The result is saved into models/recompose/aligntok.",
             inputs=[
                 Tokenizer.Input("tokenizer", tooltip="The tokenizer to continue from (it is copied, not changed)."),
                 io.String.Input("image_folder", default="aligntok_train",
@@ -129,9 +131,20 @@ class RecomposeAlignTokTrain(io.ComfyNode):
                 io.Int.Input("stage", default=1, min=1, max=3, tooltip="Which training stage to run (1, 2 or 3)."),
                 io.Int.Input("steps", default=100, min=1, max=1_000_000, tooltip="Optimisation steps."),
                 io.Int.Input("batch_size", default=4, min=1, max=256, tooltip="Images per step."),
-                io.Int.Input("size", default=256, min=16, max=1024, step=16, tooltip="Training crop side in pixels."),
-                io.Float.Input("learning_rate", default=1e-4, min=1e-7, max=1e-2, step=1e-6,
-                               tooltip="AdamW learning rate."),
+                io.Int.Input("size", default=256, min=16, max=1024, step=16,
+                             tooltip="Training crop side in pixels: each image's shorter side is resized to it, then a "
+                                     "random square of that side is cropped (thesis: 256)."),
+                io.Float.Input("lr_stage1", default=1e-4, min=1e-7, max=1e-2, step=1e-6,
+                               tooltip="AdamW learning rate when 'stage' is 1 (thesis: 1e-4)."),
+                io.Float.Input("lr_stage2", default=1e-5, min=1e-7, max=1e-2, step=1e-6,
+                               tooltip="AdamW learning rate when 'stage' is 2 (thesis: 1e-5)."),
+                io.Float.Input("lr_stage3", default=1e-4, min=1e-7, max=1e-2, step=1e-6,
+                               tooltip="AdamW learning rate when 'stage' is 3 (thesis: 1e-4)."),
+                io.Int.Input("gan_start_stage1", default=5000, min=0, max=1_000_000,
+                             tooltip="Step at which the GAN loss starts in stage 1 (thesis: after 5K steps)."),
+                io.Int.Input("gan_start_stages_2_3", default=0, min=0, max=1_000_000,
+                             tooltip="Step at which the GAN loss starts in stages 2 and 3 (thesis: 0, active "
+                                     "throughout). The discriminator goes on from the one the tokenizer carries."),
                 io.String.Input("save_as", default="aligntok_trained.safetensors",
                                 tooltip="File name for the result in models/recompose/aligntok."),
             ],
@@ -139,7 +152,8 @@ class RecomposeAlignTokTrain(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, tokenizer, image_folder, stage, steps, batch_size, size, learning_rate, save_as) -> io.NodeOutput:
+    def execute(cls, tokenizer, image_folder, stage, steps, batch_size, size, lr_stage1, lr_stage2, lr_stage3,
+                gan_start_stage1, gan_start_stages_2_3, save_as) -> io.NodeOutput:
         import os
 
         import folder_paths
@@ -154,12 +168,14 @@ class RecomposeAlignTokTrain(io.ComfyNode):
             raise InputError("'save_as' must be a plain file name ending in .safetensors.")
         device = torch_device()
         source = _model(tokenizer)
-        settings = StageSettings(stage, steps, learning_rate, batch_size)
+        settings = StageSettings(stage, steps, (lr_stage1, lr_stage2, lr_stage3)[stage - 1], batch_size,
+                                 gan_start=gan_start_stage1 if stage == 1 else gan_start_stages_2_3)
         # ComfyUI runs nodes in inference mode; training needs ordinary tensors, so the
         # copy is rebuilt from cloned weights outside it (the loaded tokenizer stays as is).
         with torch.inference_mode(False), torch.enable_grad():
             model = AlignTok(source.config)
             model.load_state_dict({k: v.clone() for k, v in source.state_dict().items()})
+            model.discriminator_state = {k: v.clone() for k, v in source.discriminator_state.items()}
             model.to(device)
             batches = (b.to(device) for b in image_folder_batches(folder, size, batch_size))
             trained = train_stage(model, batches, settings, progress=progress(steps))

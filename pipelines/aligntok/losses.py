@@ -27,7 +27,11 @@ class PatchDiscriminator(nn.Module):
 
 
 def discriminator_loss(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    return F.relu(1 - disc(real)).mean() + F.relu(1 + disc(fake.detach())).mean()
+    """Hinge loss, mean(relu(1 - D(real))) + mean(relu(1 + D(fake))); one forward over both
+    halves, so a DDP-wrapped ``disc`` runs once per backward (its norms are per sample)."""
+    scores = disc(torch.cat([real, fake.detach()]))
+    on_real, on_fake = scores[:real.shape[0]], scores[real.shape[0]:]
+    return F.relu(1 - on_real).mean() + F.relu(1 + on_fake).mean()
 
 
 def generator_loss(disc: nn.Module, fake: torch.Tensor) -> torch.Tensor:
@@ -43,11 +47,14 @@ def feature_perceptual_loss(frozen_model, recon: torch.Tensor, target: torch.Ten
 
 
 def gradient_ratio(main_loss: torch.Tensor, extra_loss: torch.Tensor, layer_weight: torch.Tensor,
-                   max_ratio: float = 1e4) -> torch.Tensor:
+                   max_ratio: float = 1e4, reduce=None) -> torch.Tensor:
     """||grad main|| / ||grad extra|| at one layer (the VQGAN adaptive weight): makes the
-    extra term pull as hard as the main one there, whatever their scales."""
+    extra term pull as hard as the main one there, whatever their scales. ``reduce``
+    averages both gradients over processes first (the whole batch's ratio under DDP)."""
     g_main = torch.autograd.grad(main_loss, layer_weight, retain_graph=True)[0]
     g_extra = torch.autograd.grad(extra_loss, layer_weight, retain_graph=True)[0]
+    if reduce is not None:
+        g_main, g_extra = reduce(g_main), reduce(g_extra)
     return (g_main.norm() / (g_extra.norm() + 1e-6)).clamp(0, max_ratio).detach()
 
 

@@ -5,7 +5,10 @@ block of the lowest up level, as LDM's ``attn_resolutions=[16]``; 41.4M paramete
 the thesis' "~42M"). Stride 16: a 256x256 image is read by DINOv2/14 at 224x224 and
 gives a 16x16xd latent; any size that is a multiple of 16 works the same way.
 
-Saved as ONE safetensors file whose metadata holds the config and a format version.
+Saved as ONE safetensors file whose metadata holds the config and a format version. A
+trained file also holds the GAN discriminator under ``discriminator.`` so that the next
+stage goes on with it (thesis 7.5 keeps the GAN running through all stages); inference
+never builds it.
 """
 import json
 from dataclasses import asdict, dataclass, field
@@ -18,6 +21,7 @@ from ..common import CheckpointFormatError, InputError
 
 FORMAT_VERSION = 1
 STRIDE = 16  # pixels per latent cell
+DISCRIMINATOR_PREFIX = "discriminator."
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DINOV2_LARGE = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "patch_size": 14,
@@ -67,6 +71,7 @@ class AlignTok(nn.Module):
                                                ("UpDecoderBlock2D",)) + ("UpDecoderBlock2D",) * (len(config.decoder_channels) - 1),
                                block_out_channels=config.decoder_channels, layers_per_block=config.decoder_layers,
                                norm_num_groups=config.norm_groups)
+        self.discriminator_state = {}  # plain tensors, not a submodule: model placement never moves them
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -98,14 +103,19 @@ class AlignTok(nn.Module):
                              "tokenizer (or load the one that made them).")
         return ((self.decoder(latents) + 1) / 2).clamp(0, 1)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(images))
+    def forward(self, images: torch.Tensor, return_latent: bool = False):
+        """The reconstruction; with ``return_latent`` also the latent, (z, recon). Training
+        calls this through the DDP wrapper so that gradients are all-reduced."""
+        z = self.encode(images)
+        recon = self.decode(z)
+        return (z, recon) if return_latent else recon
 
 
 def save_tokenizer(model: AlignTok, path) -> None:
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state.update({DISCRIMINATOR_PREFIX + k: v.detach().cpu().contiguous() for k, v in model.discriminator_state.items()})
     save_file(state, str(path), metadata={"format": "aligntok", "format_version": str(FORMAT_VERSION),
                                           "config": model.config.to_json()})
 
@@ -113,7 +123,7 @@ def save_tokenizer(model: AlignTok, path) -> None:
 def load_tokenizer(path, device="cpu") -> AlignTok:
     from safetensors import safe_open
 
-    from ..common.checkpoints import load_into, load_state_dict
+    from ..common.checkpoints import load_into, load_state_dict, sub_dict
 
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -128,5 +138,8 @@ def load_tokenizer(path, device="cpu") -> AlignTok:
                                           f"(this pack reads version {FORMAT_VERSION})",
                                     hint="Re-export the tokenizer with this version of the pack.")
     model = AlignTok(AlignTokConfig.from_json(meta["config"]))
-    load_into(model, load_state_dict(path), str(path), "AlignTok tokenizer")
+    state = load_state_dict(path)
+    load_into(model, {k: v for k, v in state.items() if not k.startswith(DISCRIMINATOR_PREFIX)}, str(path),
+              "AlignTok tokenizer")
+    model.discriminator_state = sub_dict(state, DISCRIMINATOR_PREFIX)
     return model.to(device).eval()

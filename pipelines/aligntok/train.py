@@ -1,13 +1,17 @@
-"""Three-stage AlignTok training (thesis 7.2):
+"""Three-stage AlignTok training (thesis 7.2, settings of 7.5):
 
   stage 1  latent alignment: encoder frozen; adapter + decoder on L1 + w_p*perceptual
-           + w_g*GAN (GAN after ``gan_start`` steps, adaptive weight at the decoder's last layer)
+           + w_g*GAN (GAN after 5K steps, adaptive weight at the decoder's last layer); lr 1e-4
   stage 2  perceptual alignment: everything trains; + w_sp*L_sp against the frozen
-           stage-1 model (adaptive weight at the encoder side's last layer); EMA
-  stage 3  decoder refinement: decoder only, latent space frozen; EMA
+           stage-1 model (adaptive weight at the encoder side's last layer); GAN throughout; EMA; lr 1e-5
+  stage 3  decoder refinement: decoder only, latent space frozen; GAN throughout; EMA; lr 1e-4
+
+The discriminator travels with the tokenizer from stage to stage (``discriminator_state``).
+Training images: shorter side resized to 256, then a random 256x256 crop.
 
 One GPU for real; several through ``accelerate launch`` (the Accelerator also runs on
-CPU, as the tests do).
+CPU, as the tests do): every forward runs through the DDP wrapper, so gradients are
+all-reduced and all processes train one model on the union of their batches.
 
     python -m pipelines.aligntok.train --data IMAGES --out tok.safetensors --stage 1 --steps 5000 [--init prev.safetensors]
 """
@@ -21,25 +25,44 @@ import torch
 import torch.nn.functional as F
 
 from ..common import InputError, Progress, no_progress
-from .losses import (PatchDiscriminator, discriminator_loss, feature_perceptual_loss, generator_loss,
-                     gradient_ratio, semantic_preservation_loss)
+from .losses import (
+    PatchDiscriminator,
+    discriminator_loss,
+    feature_perceptual_loss,
+    generator_loss,
+    gradient_ratio,
+    semantic_preservation_loss,
+)
 from .model import AlignTok, load_tokenizer, save_tokenizer
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+STAGE_LR = {1: 1e-4, 2: 1e-5, 3: 1e-4}  # thesis 7.5 (ImageNet tokenizer)
+STAGE_GAN_START = {1: 5000, 2: 0, 3: 0}  # "after 5K training steps in the first stage, active throughout 2-3"
 
 
 @dataclass
 class StageSettings:
     stage: int
     steps: int = 1000
-    lr: float = 1e-4
-    batch_size: int = 8
+    lr: float | None = None  # None: the stage's thesis value (STAGE_LR)
+    batch_size: int = 8  # per process: the thesis' 64 over 8 GPUs
     w_perceptual: float = 1.0
     w_gan: float = 0.5
-    gan_start: int = 5000
+    gan_start: int | None = None  # None: the stage's thesis value (STAGE_GAN_START)
     w_sp: float = 1.0  # stage 2 only; 0 turns L_sp off (the ablation)
     ema_decay: float = 0.999
     seed: int = 0
+
+    def __post_init__(self):
+        if self.stage not in STAGE_LR:
+            raise InputError(f"AlignTok has training stages 1, 2 and 3, not {self.stage}.")
+        self.lr = STAGE_LR[self.stage] if self.lr is None else self.lr
+        self.gan_start = STAGE_GAN_START[self.stage] if self.gan_start is None else self.gan_start
+
+    def gan_active(self, step: int) -> bool:
+        return self.w_gan > 0 and step >= self.gan_start
 
 
 def trainable_parts(model: AlignTok, stage: int) -> list:
@@ -51,11 +74,12 @@ def trainable_parts(model: AlignTok, stage: int) -> list:
 def freeze_for_stage(model: AlignTok, stage: int) -> list:
     """requires_grad on exactly the stage's parts; returns their parameters."""
     model.requires_grad_(False)
-    params = []
     for part in trainable_parts(model, stage):
         part.requires_grad_(True)
-        params += list(part.parameters())
-    return params
+    # DINOv2's masked-image-modelling token never takes part in encoding (and DDP refuses
+    # parameters that get no gradient)
+    model.encoder.embeddings.mask_token.requires_grad_(False)
+    return [p for part in trainable_parts(model, stage) for p in part.parameters() if p.requires_grad]
 
 
 class EMA:
@@ -73,24 +97,26 @@ class EMA:
         model.load_state_dict(self.shadow, strict=False)
 
 
-def stage_loss(model, frozen, disc, images, settings: StageSettings, step: int) -> tuple:
-    """Generator-side loss of one batch and a dict of its parts."""
-    z = model.encode(images)
-    recon = model.decode(z)
+def stage_loss(model, frozen, disc, images, settings: StageSettings, step: int, forward=None, reduce=None) -> tuple:
+    """Generator-side loss of one batch and a dict of its parts.
+
+    ``forward``: what runs the model (its DDP wrapper under several processes, so that
+    backward all-reduces the gradients); ``reduce``: the mean over processes, so that the
+    adaptive weights are those of the whole batch rather than one process's share."""
+    z, recon = (forward or model)(images, return_latent=True)
     rec = F.l1_loss(recon, images) + settings.w_perceptual * feature_perceptual_loss(frozen, recon, images)
     total, parts = rec, {"rec": rec.item()}
-    last_decoder = model.decoder.conv_out.weight
-    if settings.w_gan > 0 and step >= settings.gan_start:
+    if settings.gan_active(step):
         g = generator_loss(disc, recon)
-        lam = gradient_ratio(rec, g, last_decoder) if last_decoder.requires_grad else torch.tensor(1.0)
+        lam = gradient_ratio(rec, g, model.decoder.conv_out.weight, reduce=reduce)
         total = total + settings.w_gan * lam * g
         parts["gan"] = g.item()
     if settings.stage == 2 and settings.w_sp > 0:
         with torch.no_grad():
             z1 = frozen.encode(images)
         sp = semantic_preservation_loss(z, z1)
-        last_encoder = model.adapter[-1].weight
-        lam = gradient_ratio(rec, sp, last_encoder) if sp.item() > 0 else torch.tensor(1.0)
+        # while z == z1 the weight is moot: L_sp's gradient is zero
+        lam = gradient_ratio(rec, sp, model.adapter[-1].weight, reduce=reduce)
         total = total + settings.w_sp * lam * sp
         parts["sp"] = sp.item()
     return total, recon, parts
@@ -122,10 +148,24 @@ def load_training_state(path) -> dict:
     return state
 
 
+def _mean_over_processes(accelerator):
+    if accelerator is None or accelerator.num_processes == 1:
+        return None
+    return lambda t: accelerator.reduce(t, reduction="mean")
+
+
+def discriminator_for(model: AlignTok, device) -> PatchDiscriminator:
+    """The discriminator the previous stage left in ``model``, else a fresh one."""
+    disc = PatchDiscriminator()
+    if model.discriminator_state:
+        disc.load_state_dict(model.discriminator_state)
+    return disc.to(device)
+
+
 def train_stage(model: AlignTok, batches, settings: StageSettings, progress=None, accelerator=None,
                 checkpoint=None, checkpoint_every: int = 0) -> AlignTok:
     """Run one stage over an iterator of image batches [B,3,H,W] 0..1; returns the EMA model
-    for stages 2-3 and the trained model for stage 1.
+    for stages 2-3 and the trained model for stage 1, its ``discriminator_state`` updated.
 
     ``checkpoint``: a file path; if it exists the stage resumes from it (its stage must
     match), and it is rewritten every ``checkpoint_every`` steps and at the end."""
@@ -133,36 +173,28 @@ def train_stage(model: AlignTok, batches, settings: StageSettings, progress=None
     progress = progress or no_progress(settings.steps)
     frozen = copy.deepcopy(model).eval().requires_grad_(False)  # stage-1 reference / perceptual features
     params = freeze_for_stage(model, settings.stage)
-    disc = PatchDiscriminator().to(next(model.parameters()).device)
+    disc = discriminator_for(model, next(model.parameters()).device)
     opt = torch.optim.AdamW(params, lr=settings.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.AdamW(disc.parameters(), lr=settings.lr, betas=(0.5, 0.9))
     ema = EMA(model, settings.ema_decay) if settings.stage in (2, 3) else None
-    start = 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = load_training_state(checkpoint)
-        if state["settings"]["stage"] != settings.stage:
-            raise InputError(f"{checkpoint} holds stage {state['settings']['stage']}, not stage {settings.stage}.")
-        model.load_state_dict(state["model"])
-        frozen.load_state_dict(state["frozen"])
-        disc.load_state_dict(state["disc"])
-        opt.load_state_dict(state["opt"])
-        opt_d.load_state_dict(state["opt_d"])
-        if ema is not None:
-            ema.shadow = state["ema"]
-        start = state["step"]
+    start = _resume(checkpoint, settings, model, frozen, disc, opt, opt_d, ema)
+    if start:
         progress.step(start)
+    core, core_disc = model, disc
     if accelerator is not None:
         model, disc, opt, opt_d = accelerator.prepare(model, disc, opt, opt_d)
-    core = accelerator.unwrap_model(model) if accelerator is not None else model
+    reduce = _mean_over_processes(accelerator)
     main_process = accelerator is None or accelerator.is_main_process
     model.train()
     for step in range(start, settings.steps):
         images = next(batches)
-        loss, recon, _parts = stage_loss(core, frozen, disc, images, settings, step)
+        core_disc.requires_grad_(False)  # the generator step only needs the gradient into recon
+        loss, recon, _parts = stage_loss(core, frozen, core_disc, images, settings, step, forward=model, reduce=reduce)
         opt.zero_grad(set_to_none=True)
         (accelerator.backward(loss) if accelerator is not None else loss.backward())
         opt.step()
-        if settings.w_gan > 0 and step >= settings.gan_start:
+        core_disc.requires_grad_(True)
+        if settings.gan_active(step):
             d_loss = discriminator_loss(disc, images, recon)
             opt_d.zero_grad(set_to_none=True)
             (accelerator.backward(d_loss) if accelerator is not None else d_loss.backward())
@@ -172,17 +204,46 @@ def train_stage(model: AlignTok, batches, settings: StageSettings, progress=None
         done = step + 1
         if checkpoint is not None and main_process and (
                 (checkpoint_every and done % checkpoint_every == 0) or done == settings.steps):
-            save_training_state(checkpoint, core, frozen, accelerator.unwrap_model(disc) if accelerator else disc,
-                                opt, opt_d, ema, done, settings)
+            save_training_state(checkpoint, core, frozen, core_disc, opt, opt_d, ema, done, settings)
         progress.step()
     core.eval().requires_grad_(False)
     if ema is not None:
         ema.copy_to(core)
+    core.discriminator_state = {k: v.detach().cpu().clone() for k, v in core_disc.state_dict().items()}
     return core
 
 
+def _resume(checkpoint, settings, model, frozen, disc, opt, opt_d, ema) -> int:
+    """Load a stage's training state if ``checkpoint`` exists; the step to go on from."""
+    if checkpoint is None or not Path(checkpoint).exists():
+        return 0
+    state = load_training_state(checkpoint)
+    if state["settings"]["stage"] != settings.stage:
+        raise InputError(f"{checkpoint} holds stage {state['settings']['stage']}, not stage {settings.stage}.")
+    model.load_state_dict(state["model"])
+    frozen.load_state_dict(state["frozen"])
+    disc.load_state_dict(state["disc"])
+    opt.load_state_dict(state["opt"])
+    opt_d.load_state_dict(state["opt_d"])
+    if ema is not None:
+        ema.shadow = state["ema"]
+    return state["step"]
+
+
+def random_crop(img, size: int, gen: torch.Generator):
+    """Thesis 7.5: shorter side resized to ``size`` (aspect ratio kept), then a random
+    ``size`` x ``size`` window."""
+    from PIL import Image
+
+    scale = size / min(img.size)
+    resized = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))), Image.BICUBIC)
+    left = int(torch.randint(resized.width - size + 1, (1,), generator=gen))
+    top = int(torch.randint(resized.height - size + 1, (1,), generator=gen))
+    return resized.crop((left, top, left + size, top + size))
+
+
 def image_folder_batches(folder, size: int, batch_size: int, seed: int = 0):
-    """Endless random batches of center-cropped, resized images from a folder."""
+    """Endless batches of random crops (``random_crop``) of randomly drawn images from a folder."""
     from PIL import Image
 
     files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -191,11 +252,9 @@ def image_folder_batches(folder, size: int, batch_size: int, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
 
     def load(path):
-        img = Image.open(path).convert("RGB")
-        side = min(img.size)
-        left, top = (img.width - side) // 2, (img.height - side) // 2
-        img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
-        return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        with Image.open(path) as img:
+            crop = random_crop(img.convert("RGB"), size, gen)
+        return torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255.0).permute(2, 0, 1)
 
     while True:
         idx = torch.randint(len(files), (batch_size,), generator=gen)
@@ -211,8 +270,9 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--gan-start", type=int, default=5000)
+    parser.add_argument("--lr", type=float, default=None, help="default: 1e-4 in stages 1 and 3, 1e-5 in stage 2")
+    parser.add_argument("--gan-start", type=int, default=None,
+                        help="step the GAN term starts at; default: 5000 in stage 1, 0 in stages 2-3")
     parser.add_argument("--w-sp", type=float, default=1.0)
     parser.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--resume", default=None,

@@ -4,8 +4,10 @@ The thesis fine-tunes LLaVA 1.5 as g_text: it sees the target and the current ca
 concatenated horizontally (eq. 6.2, ``[I_T, I_{t-1}]``) together with a fixed question prompt
 and answers with a short instruction ("sky", "grass", "details"). This module runs any
 LLaVA-style model that ``transformers`` loads with ``AutoProcessor`` +
-``AutoModelForImageTextToText`` from a local folder; the fine-tuned weights of the thesis are
-not public, so a stock LLaVA 1.5 gives the "pretrained LLaVA" behaviour of Sec. 6.4.
+``AutoModelForImageTextToText`` from a local folder, and the official fine-tuned text
+generator ``TP_llava`` (published with the renderer) in the LLaVA repository's own format,
+converted at load time (``llava_repo.py``). A stock LLaVA 1.5 gives the "pretrained LLaVA"
+behaviour of Sec. 6.4.
 
 ``transformers`` is imported inside the functions only.
 """
@@ -90,7 +92,7 @@ def check_vlm_folder(folder: str) -> None:
 
 
 def load_vlm(folder: str, dtype: torch.dtype = torch.float32, device="cpu"):
-    """``(processor, model)`` from a local folder (never downloads)."""
+    """``(processor, model)`` from a transformers folder (never downloads)."""
     check_vlm_folder(folder)
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -116,8 +118,14 @@ class VLMInstructions:
     """``InstructionGenerator`` asking a LLaVA-style model what to paint next (greedy decoding)."""
 
     def __init__(self, processor, model, max_words: int = 2, max_new_tokens: int = MAX_NEW_TOKENS,
-                 question: str = QUESTION_PROMPT, name: str = ""):
+                 question: str = QUESTION_PROMPT, name: str = "", template: str = None, stop: str = None,
+                 pad_colour: tuple = None):
+        """``template``: a prompt with ``{question}`` (else the processor's chat template / LLaVA 1.5);
+        ``stop``: the answer ends there; ``pad_colour``: pad the image to a square first (LLaVA's 'pad')."""
         self.processor = processor
+        self.template = template
+        self.stop = stop
+        self.pad_colour = pad_colour
         self.model = model
         self.max_words = max(1, int(max_words))
         self.max_new_tokens = int(max_new_tokens)
@@ -132,13 +140,19 @@ class VLMInstructions:
     @torch.no_grad()
     def ask(self, image: Image.Image) -> str:
         """The model's raw answer to the question about ``image``."""
-        prompt = build_prompt(self.processor, self.question)
+        prompt = self.template.format(question=self.question) if self.template else build_prompt(self.processor,
+                                                                                                 self.question)
+        if self.pad_colour is not None:
+            from .llava_repo import expand_to_square
+
+            image = expand_to_square(image, self.pad_colour)
         inputs = self.processor(images=image, text=prompt, return_tensors="pt")
         device = next(self.model.parameters()).device
         inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in inputs.items()}
         out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
         new_tokens = out[:, inputs["input_ids"].shape[1]:]
-        return self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0]
+        answer = self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0]
+        return answer.split(self.stop)[0] if self.stop else answer
 
     def next(self, canvas: torch.Tensor, target: torch.Tensor, step: int) -> str:
         answer = self.ask(to_pil(side_by_side(target, canvas)))
@@ -151,6 +165,15 @@ class VLMInstructions:
 
 def load_vlm_instructions(folder: str, max_words: int = 2, dtype: torch.dtype = torch.float32,
                           device="cpu") -> VLMInstructions:
+    """A transformers VLM folder, or a LLaVA-repository one (``model_type: llava_llama``, e.g.
+    the official TP_llava), converted in memory."""
+    from .llava_repo import is_llava_repo_folder, load_llava_repo
+
+    label = os.path.basename(os.path.normpath(str(folder)))
+    if is_llava_repo_folder(folder):
+        check_vlm_folder(folder)
+        processor, model, template, stop, pad = load_llava_repo(folder, dtype, device)
+        return VLMInstructions(processor, model, max_words=max_words, template=template, stop=stop, pad_colour=pad,
+                               name=f"LLaVA-repository model ({label}, converted to transformers)")
     processor, model = load_vlm(folder, dtype, device)
-    name = f"vision-language model ({os.path.basename(os.path.normpath(str(folder)))})"
-    return VLMInstructions(processor, model, max_words=max_words, name=name)
+    return VLMInstructions(processor, model, max_words=max_words, name=f"vision-language model ({label})")

@@ -1,5 +1,6 @@
 """Total Selfie, the whole pipeline (thesis 3.2.2, 3.5.3-3.5.6): four selfies + a background ->
-face undistortion -> reference ranking -> person mask, x1.1 box mask and Canny edges of the part map ->
+face undistortion (mode 'auto': Total Selfie's learned corrector when its checkpoint is in
+models/recompose/face, else the geometric one; the report says which ran) -> reference ranking -> person mask, x1.1 box mask and Canny edges of the part map ->
 pass 1: Selfie Inpaint without ControlNet (cfg 5) gives full-body candidates I_n -> per-capture
 fine-tune (selfies pasted at the candidates' body parts) -> pass 2: Selfie Inpaint with the fine-tuned
 model and the ControlNet fed the selfie embedding (cfg 3) -> appearance refinement: the head region is
@@ -13,6 +14,7 @@ DreamBooth/LoRA of the user), a 512x512 crop, ~25 steps, Euler-Ancestral, and re
 head of the reference pose, since the tiny weights draw no face)."""
 SIZE = 256
 REFINE_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
+FACE_CORRECTOR = "00000196-checkpoint.pth.tar"  # Total Selfie's released name
 HEAD_COLOUR = 0x800000  # the head label (1) in the part map's VOC palette
 
 
@@ -28,9 +30,13 @@ def build(wf):
     shoes = wf.add("LoadImage", image="recompose_coffee.jpg")
     background = _square(wf, scene["IMAGE"])
 
-    # Face selfie: FFHQ-align, then undo the close-range perspective (thesis Fig. 3.9).
+    # Face selfie: FFHQ-align, then undo the close-range perspective (thesis 3.4, Fig. 3.9) with the
+    # learned corrector when 00000196-checkpoint.pth.tar is present.
     aligned = wf.add("RecomposeFaceAlignCrop", image=face_photo["IMAGE"], size=256)
-    face = wf.add("RecomposeFaceUndistort", image=aligned["aligned"], selfie_distance_m=0.3)
+    corrector = wf.add("RecomposeFaceCorrectorLoader", checkpoint=FACE_CORRECTOR)
+    face = wf.add("RecomposeFaceUndistort", image=aligned["aligned"], mode="auto", selfie_distance_m=0.3,
+                  corrector=corrector["corrector"])
+    wf.add("PreviewAny", source=face["report"])
 
     # Reference photo: the candidate whose clothing matches the selfies best (3.5.3); its person gives
     # the blending mask, its x1.1 box the inpainting mask and its part map the Canny control picture.

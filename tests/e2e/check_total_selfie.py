@@ -1,11 +1,12 @@
-"""workflows/total_selfie.json: four selfies + china background -> undistorted face, ranked reference,
+"""workflows/total_selfie.json: four selfies + china background -> face undistorted by the learned
+corrector (mode 'auto' with the tiny official-layout 00000196-checkpoint.pth.tar present), ranked reference,
 x1.1 box mask, Canny control -> pass 1 candidates -> per-capture fine-tune -> Selfie Inpaint with the
 fine-tuned tiny official-layout pbe_selfie2full + ControlNet -> head refined by core KSampler on the tiny
 SD1.5 checkpoint and pasted back."""
 import numpy as np
 from PIL import Image
 
-RESULT, CONTROL, MASK, UNREFINED = 30, 31, 33, 35
+RESULT, CONTROL, MASK, UNREFINED = 32, 33, 35, 37
 
 
 def _load(path, mode="RGB"):
@@ -42,6 +43,7 @@ def check(comfy, entry):
     assert tuned.exists() and tuned.stat().st_size > 100_000, "the per-capture fine-tune was not saved"
 
     log = _texts(entry)
+    assert "mode auto: ran the learned corrector" in log and "facevid2vid" in log, log
     assert "trained Total Selfie encoder" in log and "1 token" in log, log
     assert "ControlNet fed the selfie embedding, scale 1.0" in log, log
     assert "eq. 3.4" in log and "dilated 21 px" in log and "person mask given" in log, log

@@ -49,17 +49,31 @@ def finetune_prompt(save_as, with_mask=True, person=("21", 0)):
 
 
 def test_finetune_node_saves_a_unet_file_and_the_tuned_pipe_inpaints(comfy):
+    from types import SimpleNamespace
+
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from pipelines.selfie_finetune import apply_finetuned_unet
+
     entry = comfy.run(finetune_prompt("selfie_e2e.safetensors"), timeout=600)
     assert entry["outputs"].get("72", {}).get("images"), "the tuned pipe did not inpaint"
     saved = comfy.base / "models" / "recompose" / "selfie" / "selfie_e2e.safetensors"
-    assert saved.exists()
     with safe_open(str(saved), framework="pt") as f:
         meta = f.metadata()
-        keys = set(f.keys())
-    assert meta["format"] == "recompose_selfie_finetune" and meta["kind"] == "unet"
-    assert meta["base"] == "pbe_selfie2full"
-    assert (meta["steps"], meta["augmentations"], meta["batch_size"]) == ("3", "6", "2")
-    assert "conv_in.weight" in keys and any(k.startswith("down_blocks.0.attentions.0") for k in keys)
+    assert {k: meta.get(k) for k in ("format", "format_version", "kind", "lora_rank", "base", "steps", "lr",
+                                     "batch_size", "augmentations", "seed", "mode")} == {
+        "format": "recompose_selfie_finetune", "format_version": "1", "kind": "unet", "lora_rank": "0",
+        "base": "pbe_selfie2full", "steps": "3", "lr": "0.001", "batch_size": "2",
+        "augmentations": "6", "seed": "0", "mode": "trained"}
+    # the file loads strictly into the base UNet and holds other weights than the base
+    base = UNet2DConditionModel.from_pretrained(
+        str(comfy.base / "models" / "diffusers" / "pbe_selfie2full" / "unet")).eval()
+    tuned = apply_finetuned_unet(SimpleNamespace(unet=base), str(saved)).unet.state_dict()
+    start = base.state_dict()
+    assert tuned.keys() == start.keys()
+    moved = [k for k in start if not torch.allclose(tuned[k].float(), start[k].half().float(), atol=1e-4)]
+    assert len(moved) > len(start) // 2, f"only {len(moved)} of {len(start)} tensors changed"
 
 
 def test_finetune_node_finds_the_person_of_a_composite_without_a_mask(comfy):
