@@ -1,12 +1,15 @@
 """Template-browser thumbnails: workflows/<name>.jpg beside each workflows/<name>.json.
 
 ComfyUI's frontend shows <name>.jpg for a pack's templates. Each thumbnail shows the example
-photos the workflow loads (scripts/harness/examples.py) under its title, so it is made without
-running any model and is the same on every machine.
+photos the workflow loads (scripts/harness/examples.py) under its title, and a recording the
+workflow loads as its walked path (top view, drawn from the recording's heading), so it is made
+without running any model and is the same on every machine.
 
     .venv/bin/python scripts/make_thumbnails.py [name ...]
 """
+import csv
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -21,15 +24,44 @@ SIZE = (512, 384)
 BAR = 72
 
 
+LOADERS = {"LoadImage": lambda text: Image.fromarray(text), "RecomposeLoadIMU": lambda text: walked_path(text)}
+
+
 def example_inputs(workflow: dict) -> list:
-    """The example images a workflow's LoadImage nodes name, in node order, without repeats."""
+    """Pictures of the examples a workflow's loaders name (photos; IMU recordings as their path),
+    in node order, without repeats."""
     names = []
     for node in sorted(workflow["nodes"], key=lambda n: n["id"]):
-        if node["type"] == "LoadImage":
+        if node["type"] in LOADERS:
             name = node["widgets_values"][0]
-            if name in EXAMPLES and name not in names:
-                names.append(name)
-    return [Image.fromarray(EXAMPLES[n]()) for n in names]
+            if name in EXAMPLES and (node["type"], name) not in names:
+                names.append((node["type"], name))
+    return [LOADERS[kind](EXAMPLES[name]()) for kind, name in names]
+
+
+def walked_path(recording: str, size=(512, 312)) -> Image.Image:
+    """Top view of a recording's walk: unit steps along its heading (the yaw column, radians),
+    coloured from blue (start) to orange (end), with a dot at the start."""
+    rows = list(csv.DictReader(recording.splitlines()))
+    x = y = 0.0
+    points = [(x, y)]
+    for row in rows:
+        x, y = x + math.cos(float(row["yaw"])), y + math.sin(float(row["yaw"]))
+        points.append((x, y))
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    span = max(max(xs) - min(xs), max(ys) - min(ys), 1e-6)
+    scale = 0.8 * min(size) / span
+    centre = ((max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2)
+    pixels = [(size[0] / 2 + (px - centre[0]) * scale, size[1] / 2 - (py - centre[1]) * scale) for px, py in points]
+    image = Image.new("RGB", size, (34, 38, 46))
+    draw = ImageDraw.Draw(image)
+    for i in range(1, len(pixels)):
+        f = i / (len(pixels) - 1)
+        draw.line([pixels[i - 1], pixels[i]], fill=(int(70 + 185 * f), int(140 - 20 * f), int(230 - 190 * f)), width=5)
+    sx, sy = pixels[0]
+    draw.ellipse([sx - 8, sy - 8, sx + 8, sy + 8], fill=(90, 150, 240))
+    draw.text((12, 10), "IMU recording: walked path (top view)", fill=(210, 215, 225), font_size=18)
+    return image
 
 
 def thumbnail(title: str, photos: list) -> Image.Image:

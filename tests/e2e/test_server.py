@@ -52,13 +52,15 @@ def test_every_template_has_a_thumbnail_the_browser_can_fetch(comfy):
     import io
     import urllib.request
 
-    from PIL import Image
+    from PIL import Image, ImageStat
 
     for path in WORKFLOWS:
         with urllib.request.urlopen(comfy.url(f"/api/workflow_templates/{PACK_NAME}/{path.stem}.jpg"), timeout=30) as r:
             assert r.headers["Content-Type"] == "image/jpeg", path.stem
             image = Image.open(io.BytesIO(r.read()))
         assert image.size == (512, 384) and image.convert("L").getextrema()[1] > 100, path.stem
+        picture = image.crop((0, 0, 512, 312)).convert("L")  # above the title bar: not an empty panel
+        assert ImageStat.Stat(picture).stddev[0] > 8, f"{path.stem}: the thumbnail shows no example"
 
 
 def test_server_keeps_working_after_a_failed_prompt(comfy, object_info):
