@@ -67,9 +67,11 @@ class FaceLandmarks(io.ComfyNode):
 
     @classmethod
     def execute(cls, image) -> io.NodeOutput:
+        from ..pipelines.selfie_tools.mediapipe_runtime import require_size
         from ..pipelines.undistort import detect_landmarks
         from ..pipelines.undistort.depth import face_polygon_mask
 
+        require_size(int(image.shape[1]), int(image.shape[2]), "Face Landmarks: the 'image' input")
         landmarks = detect_landmarks(image)
         h, w = image.shape[1:3]
         masks = []
@@ -144,9 +146,13 @@ class FaceUndistort(io.ComfyNode):
     @classmethod
     def execute(cls, image, mode, far_distance_m, selfie_distance_m, fov_degrees, face_index, on_no_face, falloff,
                 depth_is_disparity=True, landmarks=None, depth=None, depth_mask=None, corrector=None) -> io.NodeOutput:
+        from ..pipelines.selfie_tools.mediapipe_runtime import require_size
         from ..pipelines.undistort import UndistortSettings
         from ..pipelines.undistort.learned import correct_faces
 
+        if landmarks is None and (depth is None or selfie_distance_m <= 0 or mode != "geometry"):
+            require_size(int(image.shape[1]), int(image.shape[2]),
+                         "Face Undistort: the 'image' input (faces are searched with mediapipe)")
         settings = UndistortSettings(far_m=far_distance_m, distance_m=selfie_distance_m, fov_deg=fov_degrees,
                                      face_index=face_index, on_no_face=on_no_face, falloff=falloff,
                                      depth_is_disparity=depth_is_disparity)

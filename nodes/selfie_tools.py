@@ -20,6 +20,12 @@ def _out(x: torch.Tensor) -> torch.Tensor:
     return x.to(output_device())
 
 
+def _require_mediapipe_size(image, what: str) -> None:
+    from ..pipelines.selfie_tools.mediapipe_runtime import require_size
+
+    require_size(int(image.shape[1]), int(image.shape[2]), what)
+
+
 def _crop_batch_from(crops):
     from ..pipelines.selfie_tools.crop import CropBatch
 
@@ -61,6 +67,8 @@ class RecomposeFaceAlignCrop(io.ComfyNode):
     def execute(cls, image, size, face_index, feather, face_keypoints=None):
         from ..pipelines.selfie_tools import align, crop, facemesh
 
+        if face_keypoints is None:
+            _require_mediapipe_size(image, "Face Align Crop: the 'image' input")
         rgb = image_to_uint8(image)
         geos = []
         for i in range(rgb.shape[0]):
@@ -116,6 +124,8 @@ class RecomposeRegionCrop(io.ComfyNode):
     def execute(cls, image, region, width, height, context, feather, face_index, mask=None):
         from ..pipelines.selfie_tools import crop, regions
 
+        if region != "mask":
+            _require_mediapipe_size(image, f"Crop Region ('{region}'): the 'image' input")
         rgb = image_to_uint8(image)
         masks = None if mask is None else (mask if mask.ndim == 3 else mask[None]).float().cpu()
         geos, region_masks = [], []
@@ -204,6 +214,7 @@ class RecomposePersonPose(io.ComfyNode):
         from ..pipelines.selfie_tools import person
         from ..pipelines.selfie_tools.ranking import voc_palette
 
+        _require_mediapipe_size(image, "Person Mask + Pose: the 'image' input")
         rgb = image_to_uint8(image)
         bar = progress(rgb.shape[0])
         masks, poses, pictures, parts = [], [], [], []
@@ -298,6 +309,9 @@ class RecomposeRankReferences(io.ComfyNode):
         if label_scheme == "mediapipe coarse parts":
             from ..pipelines.selfie_tools.person import mediapipe_label_sets
 
+            for name, value in (("photos", photos), ("upper_selfie", upper_selfie), ("lower_selfie", lower_selfie)):
+                if value is not None:
+                    _require_mediapipe_size(value, f"Rank Reference Photos (mediapipe scheme): the '{name}' input")
             selfie_set, cand_labels = mediapipe_label_sets(
                 image_to_uint8(photos), *[None if s is None else image_to_uint8(s[:1])[0]
                                           for s in (upper_selfie, lower_selfie, shoes_selfie)])

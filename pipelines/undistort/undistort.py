@@ -132,39 +132,45 @@ def undistort_faces(images: torch.Tensor, settings: UndistortSettings = Undistor
     if images.ndim != 4:
         raise InputError(f"Expected an IMAGE [B,H,W,C], got shape {tuple(images.shape)}.")
     batch, height, width = images.shape[:3]
+    check_batches(batch, landmarks=landmarks, depth=depth, depth_mask=depth_mask)
     progress = progress or no_progress(batch)
-    own_detector = None
-    if landmarks is None and (detector is None):
-        if depth is None or settings.distance_m <= 0:
-            own_detector = detector = FaceMeshDetector()
+    if landmarks is None and detector is None and (depth is None or settings.distance_m <= 0):
+        detector = FaceMeshDetector()
     outs, maps, masks, infos = [], [], [], []
-    try:
-        for i in range(batch):
-            faces = _faces_for(i, landmarks, detector, images)
-            face = pick_face(faces, settings.face_index)
-            pts = None if face is None else face.points
-            d_i = _depth_for(depth, i, height, width)
-            if pts is None and d_i is None and settings.on_no_face != "pass_through":
-                raise InputError(
-                    f"No face found in image {i} of the batch ({width}x{height}). Use a photo with a visible "
-                    "face, connect landmarks or a depth map, or set on_no_face to 'pass_through'.")
-            m_i = None if depth_mask is None else depth_mask[min(i, depth_mask.shape[0] - 1)].cpu().numpy()
-            img = images[i:i + 1, ..., :3].permute(0, 3, 1, 2).float().cpu()
-            out, smap, mask, info = correct_one(img, pts, settings, d_i, m_i)
-            outs.append(out)
-            maps.append(smap)
-            masks.append(mask)
-            infos.append(info)
-            progress.step()
-    finally:
-        if own_detector is not None:
-            own_detector.close()
+    for i in range(batch):
+        faces = _faces_for(i, landmarks, detector, images)
+        face = pick_face(faces, settings.face_index)
+        pts = None if face is None else face.points
+        d_i = _depth_for(depth, i, height, width)
+        if pts is None and d_i is None and settings.on_no_face != "pass_through":
+            raise InputError(
+                f"No face found in image {i} of the batch ({width}x{height}). Use a photo with a visible "
+                "face, connect landmarks or a depth map, or set on_no_face to 'pass_through'.")
+        m_i = None if depth_mask is None else depth_mask[min(i, depth_mask.shape[0] - 1)].cpu().numpy()
+        img = images[i:i + 1, ..., :3].permute(0, 3, 1, 2).float().cpu()
+        out, smap, mask, info = correct_one(img, pts, settings, d_i, m_i)
+        outs.append(out)
+        maps.append(smap)
+        masks.append(mask)
+        infos.append(info)
+        progress.step()
     result = torch.cat(outs).clamp(0, 1).permute(0, 2, 3, 1)
     if images.shape[-1] > 3:  # keep an alpha channel, warped the same way
         alpha = torch.cat([remap(images[i:i + 1, ..., 3:].permute(0, 3, 1, 2).float().cpu(), maps[i])
                            for i in range(batch)]).permute(0, 2, 3, 1)
         result = torch.cat([result, alpha], dim=-1)
     return UndistortResult(result, torch.stack(maps), torch.stack(masks), infos)
+
+
+def check_batches(batch: int, **inputs) -> None:
+    """Per-image inputs (landmarks, depth maps, masks) have one entry per image, or one shared by all."""
+    for name, value in inputs.items():
+        if value is None:
+            continue
+        count = len(value) if isinstance(value, (list, tuple)) else int(value.shape[0])
+        if count not in (1, batch):
+            raise InputError(f"'{name}' has a batch of {count} but 'image' has {batch}; give one per image, "
+                             "or a batch of 1 to use the same for every image.")
 
 
 def _faces_for(i, landmarks, detector, images) -> list:
@@ -198,7 +204,4 @@ def detect_landmarks(images: torch.Tensor, max_faces: int = 5) -> list:
     from ..common.images import image_to_uint8
 
     detector = FaceMeshDetector(max_faces=max_faces)
-    try:
-        return [[f.points for f in detector.detect(rgb)] for rgb in image_to_uint8(images)]
-    finally:
-        detector.close()
+    return [[f.points for f in detector.detect(rgb)] for rgb in image_to_uint8(images)]

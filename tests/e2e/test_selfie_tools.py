@@ -21,3 +21,52 @@ def test_ranking_with_a_parser_scheme_needs_label_maps(comfy):
     node = {"class_type": "RecomposeRankReferences", "inputs": {"photos": ["1", 0], "label_scheme": "CIHP (M2FP)"}}
     with pytest.raises(WorkflowError, match="photo_label_maps"):
         comfy.run(_prompt(node), timeout=120)
+
+
+# --- state that must not be poisoned (issue 10) --------------------------------------------------
+
+def _small_face_input(comfy) -> str:
+    """The astronaut's face ~18 px wide on a 480x640 canvas (only the full-range detector sees it)."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    name = "recompose_test_small_face.png"
+    path = comfy.base / "input" / name
+    if not path.exists():
+        canvas = np.full((640, 480, 3), 200, np.uint8)
+        canvas[300:396, 200:296] = np.asarray(Image.fromarray(data.astronaut()).resize((96, 96), Image.LANCZOS))
+        Image.fromarray(canvas).save(path)
+    return name
+
+
+def _saved_pixels(comfy, entry):
+    import numpy as np
+    from PIL import Image
+
+    files = comfy.output_files(entry, "3")
+    assert len(files) == 1
+    return np.asarray(Image.open(files[0]))
+
+
+@pytest.mark.parametrize("node", [
+    {"class_type": "RecomposeFaceAlignCrop", "inputs": {"size": 128, "face_index": -1}},
+    {"class_type": "RecomposeRegionCrop", "inputs": {"region": "face", "width": 128, "height": 128,
+                                                     "context": 1.5, "face_index": -1}},
+], ids=["align", "region"])
+def test_a_1x1_image_does_not_break_small_face_detection(comfy, node):
+    small = _small_face_input(comfy)
+
+    def prompt(source: dict, feather: float) -> dict:
+        # feather only changes the crop geometry: a new value makes ComfyUI run the node again
+        inputs = dict(node["inputs"], image=["1", 0], feather=feather)
+        return {"1": source, "2": {"class_type": node["class_type"], "inputs": inputs},
+                "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "state"}}}
+
+    photo = {"class_type": "LoadImage", "inputs": {"image": small}}
+    dot = {"class_type": "EmptyImage", "inputs": {"width": 1, "height": 1, "batch_size": 1, "color": 0}}
+    before = _saved_pixels(comfy, comfy.run(prompt(photo, 0.08), timeout=120))
+    with pytest.raises(WorkflowError, match=r"'image' input is 1x1 px; mediapipe needs at least 16x16"):
+        comfy.run(prompt(dot, 0.09), timeout=120)
+    after = _saved_pixels(comfy, comfy.run(prompt(photo, 0.1), timeout=120))
+    assert before.std() > 5 and (before == after).all()
