@@ -3,6 +3,8 @@ reference-photo ranking. Thin adapters over pipelines/selfie_tools (mediapipe im
 
 Registered as its own family ("selfie_tools" in nodes/__init__.py FAMILIES).
 """
+import logging
+
 import numpy as np
 import torch
 from comfy_api.latest import io
@@ -191,7 +193,8 @@ class RecomposePersonPose(io.ComfyNode):
             description="Offline person segmentation and body pose from mediapipe (one person per image): a person "
                         "MASK, OpenPose-18 keypoints in the community POSE_KEYPOINT format, the OpenPose picture "
                         "for ControlNet, and a coarse part map (head / upper body / lower body / feet) usable by "
-                        "'Rank Reference Photos' with the 'mediapipe coarse parts' scheme.",
+                        "'Rank Reference Photos' with the 'mediapipe coarse parts' scheme. An image where the pose model "
+                        "finds nobody gets an empty mask, no people and a warning in the report.",
             inputs=[
                 io.Image.Input("image", tooltip="Photos of a person."),
                 io.Float.Input("threshold", default=0.5, min=0.01, max=0.99, step=0.01,
@@ -205,6 +208,10 @@ class RecomposePersonPose(io.ComfyNode):
                 io.Image.Output(display_name="part_map",
                                 tooltip="Coarse parts as a label picture (PASCAL-VOC colours; ids 0 background, "
                                         "1 head, 2 upper body, 3 lower body, 4 feet)."),
+                io.String.Output(display_name="report",
+                                 tooltip="Per image: whether a person was found and how much the mask covers. "
+                                         "Without a person the mask is empty (mediapipe's segmentation alone "
+                                         "also marks animals and objects)."),
             ],
         )
 
@@ -217,10 +224,11 @@ class RecomposePersonPose(io.ComfyNode):
         _require_mediapipe_size(image, "Person Mask + Pose: the 'image' input")
         rgb = image_to_uint8(image)
         bar = progress(rgb.shape[0])
-        masks, poses, pictures, parts = [], [], [], []
+        masks, poses, pictures, parts, lines = [], [], [], [], []
         palette = voc_palette(5)
-        for frame in rgb:
+        for i, frame in enumerate(rgb):
             found = person.detect_person(frame)
+            lines.append(f"image {i + 1}: {found.summary(threshold)}")
             height, width = frame.shape[:2]
             masks.append(torch.from_numpy((found.mask > threshold).astype(np.float32)))
             lm = person.normalised_landmarks(found)
@@ -231,7 +239,11 @@ class RecomposePersonPose(io.ComfyNode):
             labels = person.coarse_parts(found, threshold)
             parts.append(torch.from_numpy(palette[labels]).float() / 255.0)
             bar.step()
-        return io.NodeOutput(_out(torch.stack(masks)), poses, _out(torch.stack(pictures)), _out(torch.stack(parts)))
+        report = "\n".join(lines)
+        if any(not entry["people"] for entry in poses):  # also in the server log, for API users
+            logging.warning("Person Mask + Pose: %s", report)
+        return io.NodeOutput(_out(torch.stack(masks)), poses, _out(torch.stack(pictures)), _out(torch.stack(parts)),
+                             report)
 
 
 class RecomposeMaskBox(io.ComfyNode):

@@ -70,3 +70,29 @@ def test_a_1x1_image_does_not_break_small_face_detection(comfy, node):
         comfy.run(prompt(dot, 0.09), timeout=120)
     after = _saved_pixels(comfy, comfy.run(prompt(photo, 0.1), timeout=120))
     assert before.std() > 5 and (before == after).all()
+
+
+# --- silent wrong output (issue 10) ---------------------------------------------------------------
+
+def _preview_text(entry, node_id: str) -> str:
+    return "".join(entry["outputs"][node_id]["text"])
+
+
+@pytest.mark.parametrize("photo,person", [("recompose_chelsea.png", False), ("recompose_coffee.png", False),
+                                          ("recompose_astronaut.png", True)])
+def test_person_pose_without_a_person_gives_an_empty_mask_and_says_so(comfy, photo, person):
+    import numpy as np
+    from PIL import Image
+
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": photo}},
+              "2": {"class_type": "RecomposePersonPose", "inputs": {"image": ["1", 0], "threshold": 0.5}},
+              "4": {"class_type": "MaskToImage", "inputs": {"mask": ["2", 0]}},
+              "3": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "person"}},
+              "5": {"class_type": "PreviewAny", "inputs": {"source": ["2", 4]}}}
+    entry = comfy.run(prompt, timeout=120)
+    share = (np.asarray(Image.open(comfy.output_files(entry, "3")[0])) > 127).mean()
+    report = _preview_text(entry, "5")
+    if person:
+        assert 0.3 < share < 0.75 and "person found" in report
+    else:
+        assert share == 0 and "no person found" in report and "empty" in report
