@@ -102,7 +102,9 @@ class RecomposeRegionCrop(io.ComfyNode):
                 io.Image.Input("image", tooltip="Images to crop from (one crop per image)."),
                 io.Combo.Input("region", options=list(REGIONS), default="face",
                                tooltip="What to crop: the box of the 'mask' input, or a body part found by "
-                                       "mediapipe (shoes = feet keypoints, else the lowest part of the person mask)."),
+                                       "mediapipe (shoes = feet keypoints on the person, else the lowest part of a person who "
+                                       "ends inside the frame). A region outside the picture is an error, not a "
+                                       "crop of something else."),
                 io.Int.Input("width", default=512, min=64, max=4096, step=8, tooltip="Crop width in pixels."),
                 io.Int.Input("height", default=512, min=64, max=4096, step=8, tooltip="Crop height in pixels."),
                 io.Float.Input("context", default=1.5, min=1.0, max=6.0, step=0.05,

@@ -96,3 +96,13 @@ def test_person_pose_without_a_person_gives_an_empty_mask_and_says_so(comfy, pho
         assert 0.3 < share < 0.75 and "person found" in report
     else:
         assert share == 0 and "no person found" in report and "empty" in report
+
+
+def test_shoes_out_of_frame_is_a_clear_error(comfy):
+    node = {"class_type": "RecomposeRegionCrop",
+            "inputs": {"image": ["1", 0], "region": "shoes", "width": 256, "height": 256, "context": 1.5,
+                       "feather": 0.08, "face_index": -1}}
+    prompt = _prompt(node)
+    prompt["1"]["inputs"]["image"] = "recompose_astronaut.png"  # a portrait: his feet are below the frame
+    with pytest.raises(WorkflowError, match="shoes are not in the image"):
+        comfy.run(prompt, timeout=120)
