@@ -175,8 +175,11 @@ class ApplyFaceFlow(io.ComfyNode):
                         "stay aligned with the corrected photo.",
             inputs=[
                 FlowType.Input("flow", tooltip="Flow output of Face Undistort."),
-                io.Image.Input("image", optional=True, tooltip="Image to warp (same size as the undistorted one)."),
-                io.Mask.Input("mask", optional=True, tooltip="Mask to warp (same size as the undistorted image)."),
+                io.Image.Input("image", optional=True,
+                               tooltip="Images to warp (same size as the undistorted ones): as many as were "
+                                       "undistorted (image i gets warp i), or any number for a flow of one image."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="Masks to warp (same size as the undistorted images), batched like 'image'."),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="The warped image (empty 64x64 if none was given)."),
@@ -186,22 +189,17 @@ class ApplyFaceFlow(io.ComfyNode):
 
     @classmethod
     def execute(cls, flow, image=None, mask=None) -> io.NodeOutput:
-        from ..pipelines.common.errors import InputError
-        from ..pipelines.undistort.warp import remap
+        from ..pipelines.undistort.warp import apply_flow
 
         maps = flow["sampling_map"]
-        size = tuple(flow["size"])
 
-        def warp(x_bchw):
-            if tuple(x_bchw.shape[-2:]) != size:
-                raise InputError(f"The flow is for {size[1]}x{size[0]} images but this input is "
-                                 f"{x_bchw.shape[-1]}x{x_bchw.shape[-2]}.")
-            m = maps if maps.shape[0] == x_bchw.shape[0] else maps[:1]
-            return remap(x_bchw.float().cpu(), m)
+        def warp(x_bchw, what):
+            return apply_flow(x_bchw.float().cpu(), maps, what)
 
-        out_img = torch.zeros(1, 64, 64, 3) if image is None else warp(image.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        out_img = torch.zeros(1, 64, 64, 3) if image is None else warp(image.permute(0, 3, 1, 2),
+                                                                        "image").permute(0, 2, 3, 1)
         out_mask = torch.zeros(1, 64, 64) if mask is None else warp(
-            (mask if mask.ndim == 3 else mask[None])[:, None])[:, 0]
+            (mask if mask.ndim == 3 else mask[None])[:, None], "mask")[:, 0]
         return io.NodeOutput(_out(out_img.clamp(0, 1)), _out(out_mask.clamp(0, 1)))
 
 

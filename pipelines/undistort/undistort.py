@@ -169,8 +169,8 @@ def check_batches(batch: int, **inputs) -> None:
             continue
         count = len(value) if isinstance(value, (list, tuple)) else int(value.shape[0])
         if count not in (1, batch):
-            raise InputError(f"'{name}' has a batch of {count} but 'image' has {batch}; give one per image, "
-                             "or a batch of 1 to use the same for every image.")
+            raise InputError(f"Face Undistort: '{name}' has a batch of {count} but 'image' has {batch}; give one "
+                             "per image, or a batch of 1 to use the same for every image.")
 
 
 def _faces_for(i, landmarks, detector, images) -> list:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..common.errors import InputError
 from .geometry import radial_scale
 
 BISECTION_STEPS = 10  # the bracket is ~30 % of the radius: 10 halvings reach ~0.1 px at r = 300 px
@@ -136,3 +137,18 @@ def remap(images_bchw: torch.Tensor, sampling_map: torch.Tensor, mode: str = "bi
     m = m.to(images_bchw.device, images_bchw.dtype).expand(b, *m.shape[1:]) if m.shape[0] == 1 else m.to(
         images_bchw.device, images_bchw.dtype)
     return kornia_remap(images_bchw, m[..., 0], m[..., 1], mode=mode, padding_mode="border", align_corners=True)
+
+
+def apply_flow(x_bchw: torch.Tensor, sampling_maps: torch.Tensor, what: str) -> torch.Tensor:
+    """Warp [B, C, H, W] with Face Undistort's maps [N, H, W, 2]: map i warps image i, and a flow of one
+    image warps every image; any other batch pairing is refused (it used to reuse map 0 silently)."""
+    batch, count = x_bchw.shape[0], sampling_maps.shape[0]
+    height, width = sampling_maps.shape[1:3]
+    if tuple(x_bchw.shape[-2:]) != (height, width):
+        raise InputError(f"Apply Face Flow: the 'flow' is for {width}x{height} images but '{what}' is "
+                         f"{x_bchw.shape[-1]}x{x_bchw.shape[-2]}; resize it to the undistorted image's size.")
+    if count not in (1, batch):
+        raise InputError(f"Apply Face Flow: the 'flow' holds {count} warps (one per undistorted image) but "
+                         f"'{what}' has a batch of {batch}; connect as many images as were undistorted, or a "
+                         "flow of one image to warp every image the same way.")
+    return remap(x_bchw, sampling_maps)

@@ -106,3 +106,16 @@ def test_shoes_out_of_frame_is_a_clear_error(comfy):
     prompt["1"]["inputs"]["image"] = "recompose_astronaut.png"  # a portrait: his feet are below the frame
     with pytest.raises(WorkflowError, match="shoes are not in the image"):
         comfy.run(prompt, timeout=120)
+
+
+def test_face_undistort_refuses_a_depth_batch_of_3_for_2_images(comfy):
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "recompose_astronaut.png"}},
+              "4": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 2}},
+              "5": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 3}},
+              "2": {"class_type": "RecomposeFaceUndistort",
+                    "inputs": {"image": ["4", 0], "depth": ["5", 0], "mode": "geometry", "far_distance_m": 3.0,
+                               "selfie_distance_m": 0.3, "fov_degrees": 70.0, "face_index": -1,
+                               "on_no_face": "error", "falloff": 0.35, "depth_is_disparity": True}},
+              "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}
+    with pytest.raises(WorkflowError, match=r"'depth' has a batch of 3 but 'image' has 2"):
+        comfy.run(prompt, timeout=120)
