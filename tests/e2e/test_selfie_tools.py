@@ -1,4 +1,6 @@
 """Selfie tools in the real server: errors reach the user as clear messages."""
+import re
+
 import pytest
 
 from scripts.harness.server import WorkflowError
@@ -118,4 +120,27 @@ def test_face_undistort_refuses_a_depth_batch_of_3_for_2_images(comfy):
                                "on_no_face": "error", "falloff": 0.35, "depth_is_disparity": True}},
               "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}
     with pytest.raises(WorkflowError, match=r"'depth' has a batch of 3 but 'image' has 2"):
+        comfy.run(prompt, timeout=120)
+
+
+UNDISTORT_INPUTS = {"mode": "geometry", "far_distance_m": 3.0, "selfie_distance_m": 0.0, "fov_degrees": 70.0,
+                    "face_index": -1, "on_no_face": "pass_through", "falloff": 0.35, "depth_is_disparity": True}
+
+
+@pytest.mark.parametrize("class_type,inputs,named", [
+    ("RecomposeFaceLandmarks", {}, "Face Landmarks: the 'image' input"),
+    ("RecomposeFaceUndistort", UNDISTORT_INPUTS, "Face Undistort: the 'image' input"),
+    ("RecomposePersonPose", {"threshold": 0.5}, "Person Mask + Pose: the 'image' input"),
+    ("RecomposeRegionCrop", {"region": "left hand", "width": 64, "height": 64, "context": 1.5, "feather": 0.08,
+                             "face_index": -1}, "Crop Region ('left hand'): the 'image' input"),
+    ("RecomposeRankReferences", {"label_scheme": "mediapipe coarse parts"},
+     "Rank Reference Photos (mediapipe scheme): the 'photos' input"),
+], ids=lambda v: v if isinstance(v, str) and v.startswith("Recompose") else "")
+def test_tiny_images_get_a_message_naming_node_input_and_fix(comfy, class_type, inputs, named):
+    image_input = "photos" if class_type == "RecomposeRankReferences" else "image"
+    prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 7, "height": 5, "batch_size": 1, "color": 0}},
+              "2": {"class_type": class_type, "inputs": dict(inputs, **{image_input: ["1", 0]})},
+              "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}}}
+    with pytest.raises(WorkflowError, match=rf"{re.escape(named)} is 7x5 px; mediapipe needs at least 16x16\. "
+                                            r"Use a larger photo or upscale it"):
         comfy.run(prompt, timeout=120)
