@@ -19,10 +19,15 @@ from ..common.progress import Progress, no_progress
 from .depth import face_polygon_mask, landmark_rho, rho_field_from_depth, rho_field_from_landmarks
 from .geometry import DEFAULT_FAR_M, DEFAULT_FOV_DEG, near_camera
 from .landmarks import MIN_FACE_PX, interocular_px, pick_face
-from .warp import backward_map_from_rho, forward_points, identity_map, remap
+from .warp import backward_map_from_rho, forward_points, identity_map, jacobian_det, remap
 
 
 SOLVE_SIDE = 128
+# det J of the backward map outside [MIN, MAX]: a fold-over (<= 0), a streak (one source pixel smeared
+# over more than 1 / MIN output pixels) or a tear (neighbouring output pixels sampling far-apart sources).
+MIN_JACOBIAN_DET = 0.05
+MAX_JACOBIAN_DET = 6.0
+DAMPING = (1.0, 0.85, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)  # fractions of rho tried in turn
 
 
 @dataclass
@@ -79,7 +84,7 @@ def correct_one(image_bchw: torch.Tensor, points: Optional[np.ndarray], settings
         camera = near_camera(interocular_px(points), width, height, settings.distance_m, settings.fov_deg)
     else:
         if settings.distance_m <= 0:
-            raise InputError("With a depth map and no face landmarks, set distance_m (camera to face, metres) "
+            raise InputError("Face Undistort: with a depth map and no face landmarks, set selfie_distance_m (camera to face, m) "
                              "so the depth can be scaled.")
         from .geometry import focal_from_fov, NearCamera
 
@@ -97,9 +102,9 @@ def correct_one(image_bchw: torch.Tensor, points: Optional[np.ndarray], settings
     else:
         rho = rho_field_from_landmarks(points, landmark_rho(points, camera.focal_px), height, width,
                                        settings.falloff)
-    # Solve the warp on blocks of ~1/128 of the long side and upsample (the warp is smooth).
-    stride = max(1, max(height, width) // SOLVE_SIDE)
-    sampling_map = backward_map_from_rho(rho, camera.center, k, height, width, stride=stride)
+    sampling_map, rho, warp_note = fold_free_map(rho, camera.center, k, height, width)
+    if sampling_map is None:
+        return _pass_through(image_bchw, warp_note)
     corrected = remap(image_bchw, sampling_map)
     # kornia's normalisation is not bit-exact for an identity map; keep untouched pixels exact.
     untouched = (sampling_map == identity_map(height, width)).all(dim=-1)
@@ -108,8 +113,26 @@ def correct_one(image_bchw: torch.Tensor, points: Optional[np.ndarray], settings
         depth_mask if depth_mask is not None else np.zeros((height, width), np.float32))
     out_mask = remap(torch.from_numpy(np.asarray(src_mask, np.float32))[None, None], sampling_map)[0, 0]
     moved = forward_points(points[:, :2], rho, camera.center, k, height, width) if points is not None else None
-    info = FaceCorrection(True, camera.distance_m, camera.focal_px, k, points, moved)
+    note = "; ".join(n for n in (camera.note, warp_note) if n)
+    info = FaceCorrection(True, camera.distance_m, camera.focal_px, k, points, moved, note)
     return corrected, sampling_map, out_mask.clamp(0, 1), info
+
+
+def fold_free_map(rho: np.ndarray, center: tuple, k: float, height: int, width: int):
+    """The backward map of the strongest damping of ``rho`` whose warp has MIN_JACOBIAN_DET <= det J <=
+    MAX_JACOBIAN_DET everywhere. A geometric warp cannot occlude: where the face's silhouette moves out over the
+    background faster than the background's own motion, it folds over and tears. Returns (map, rho
+    used, note), or (None, None, note) when even the weakest damping folds."""
+    # Solve the warp on blocks of ~1/128 of the long side and upsample (the warp is smooth).
+    stride = max(1, max(height, width) // SOLVE_SIDE)
+    for damping in DAMPING:
+        sampling_map = backward_map_from_rho(rho * damping, center, k, height, width, stride=stride)
+        det = jacobian_det(sampling_map) if height > 1 and width > 1 else torch.ones(1)
+        if MIN_JACOBIAN_DET <= float(det.min()) and float(det.max()) <= MAX_JACOBIAN_DET:
+            note = f"correction at {damping:.0%} to keep the warp free of fold-overs" if damping < 1 else ""
+            return sampling_map, rho * damping, note
+    return None, None, (f"the warp folds or tears even at {DAMPING[-1]:.0%} strength; passed through unchanged: "
+                        "set selfie_distance_m to the true distance")
 
 
 def _pass_through(image_bchw, note):

@@ -51,8 +51,10 @@ def backward_map_from_rho(rho_field: np.ndarray, center: tuple, k: float, height
     disp = torch.zeros(h_s, w_s, 2)
     disp[y0:y1, x0:x1] = src - q
     if stride > 1:
-        disp = F.interpolate(disp.permute(2, 0, 1)[None], size=(height, width), mode="bilinear",
-                             align_corners=False)[0].permute(1, 2, 0)
+        # Upsample by exactly ``stride`` (block centres land on their pixels), then cut to the image: sizing
+        # straight to (height, width) would stretch the blocks when the image is not a multiple of stride.
+        disp = F.interpolate(disp.permute(2, 0, 1)[None], size=(h_s * stride, w_s * stride), mode="bilinear",
+                             align_corners=False)[0].permute(1, 2, 0)[:height, :width]
     return identity_map(height, width) + disp
 
 
@@ -98,6 +100,17 @@ def _support_box(rho_field: np.ndarray, center: tuple, k: float, height: int, wi
     grow = float(np.abs(s - 1).max()) * far * 1.5 + 2
     return (int(max(bx0 - grow, 0)), int(max(by0 - grow, 0)),
             int(min(np.ceil(bx1 + grow), width)), int(min(np.ceil(by1 + grow), height)))
+
+
+def jacobian_det(sampling_map: torch.Tensor) -> torch.Tensor:
+    """det of d(source)/d(output) per pixel [H-1, W-1], by forward differences of a map [H, W, 2].
+
+    1 for the identity; <= 0 where the warp folds over (and tears beside it); near 0 where one
+    source pixel is smeared over many output pixels (a streak).
+    """
+    dx = sampling_map[:-1, 1:] - sampling_map[:-1, :-1]
+    dy = sampling_map[1:, :-1] - sampling_map[:-1, :-1]
+    return dx[..., 0] * dy[..., 1] - dx[..., 1] * dy[..., 0]
 
 
 def forward_points(points_xy: np.ndarray, rho_field: np.ndarray, center: tuple, k: float,
