@@ -6,6 +6,7 @@ import torch
 from comfy_api.latest import io
 
 from ._runtime import load_models, load_placement, model_files, output_device, progress, resolve_file
+from ._types import CoreFaceLandmarks
 
 CATEGORY = "Recompose/Total Selfie"
 FaceLandmarksType = io.Custom("RECOMPOSE_FACE_LANDMARKS")
@@ -67,11 +68,13 @@ class FaceLandmarks(io.ComfyNode):
 
     @classmethod
     def execute(cls, image) -> io.NodeOutput:
-        from ..pipelines.selfie_tools.mediapipe_runtime import require_size
+        from ..pipelines.selfie_tools.mediapipe_runtime import require_for
         from ..pipelines.undistort import detect_landmarks
         from ..pipelines.undistort.depth import face_polygon_mask
 
-        require_size(int(image.shape[1]), int(image.shape[2]), "Face Landmarks: the 'image' input")
+        require_for("Face Landmarks", "image", int(image.shape[1]), int(image.shape[2]),
+                    "use core ComfyUI's face landmarker and connect its FACE_LANDMARKS to Face Undistort / "
+                    "Face Align Crop")
         landmarks = detect_landmarks(image)
         h, w = image.shape[1:3]
         masks = []
@@ -121,6 +124,10 @@ class FaceUndistort(io.ComfyNode):
                                tooltip="Width (in face widths) over which the correction fades out around the face."),
                 FaceLandmarksType.Input("landmarks", optional=True,
                                         tooltip="Landmarks from 'Face Landmarks' (skips detection)."),
+                CoreFaceLandmarks.Input("face_landmarks", optional=True,
+                                        tooltip="FACE_LANDMARKS from core ComfyUI's face landmarker (478-point "
+                                                "meshes with depth); used instead of detection when "
+                                                "'landmarks' is not connected."),
                 io.Image.Input("depth", optional=True,
                                tooltip="Optional depth map (e.g. from a monocular depth node), same size as the "
                                        "image; fitted to the mesh, used instead of mesh interpolation."),
@@ -145,14 +152,19 @@ class FaceUndistort(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, mode, far_distance_m, selfie_distance_m, fov_degrees, face_index, on_no_face, falloff,
-                depth_is_disparity=True, landmarks=None, depth=None, depth_mask=None, corrector=None) -> io.NodeOutput:
-        from ..pipelines.selfie_tools.mediapipe_runtime import require_size
+                depth_is_disparity=True, landmarks=None, face_landmarks=None, depth=None, depth_mask=None,
+                corrector=None) -> io.NodeOutput:
+        from ..pipelines.selfie_tools.external_faces import faces_from_face_landmarks
+        from ..pipelines.selfie_tools.mediapipe_runtime import require_for
         from ..pipelines.undistort import UndistortSettings
         from ..pipelines.undistort.learned import correct_faces
 
+        if landmarks is None and face_landmarks is not None:
+            landmarks = faces_from_face_landmarks(face_landmarks, image.shape[0], need_depth=True)
         if landmarks is None and (depth is None or selfie_distance_m <= 0 or mode != "geometry"):
-            require_size(int(image.shape[1]), int(image.shape[2]),
-                         "Face Undistort: the 'image' input (faces are searched with mediapipe)")
+            require_for("Face Undistort", "image", int(image.shape[1]), int(image.shape[2]),
+                        "connect 'landmarks' / 'face_landmarks' from another node, or a depth map with "
+                        "selfie_distance_m set")
         settings = UndistortSettings(far_m=far_distance_m, distance_m=selfie_distance_m, fov_deg=fov_degrees,
                                      face_index=face_index, on_no_face=on_no_face, falloff=falloff,
                                      depth_is_disparity=depth_is_disparity)

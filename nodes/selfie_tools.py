@@ -12,7 +12,7 @@ from comfy_api.latest import io
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import bchw_to_image, image_to_bchw, image_to_uint8
 from ._runtime import output_device, progress
-from ._types import PoseKeypoint
+from ._types import CoreFaceLandmarks, PoseKeypoint
 
 CATEGORY = "Recompose/Total Selfie"
 CropType = io.Custom("RECOMPOSE_CROP")
@@ -22,10 +22,10 @@ def _out(x: torch.Tensor) -> torch.Tensor:
     return x.to(output_device())
 
 
-def _require_mediapipe_size(image, what: str) -> None:
-    from ..pipelines.selfie_tools.mediapipe_runtime import require_size
+def _require_mediapipe(node: str, image, instead: str, image_input: str = "image") -> None:
+    from ..pipelines.selfie_tools.mediapipe_runtime import require_for
 
-    require_size(int(image.shape[1]), int(image.shape[2]), what)
+    require_for(node, image_input, int(image.shape[1]), int(image.shape[2]), instead)
 
 
 def _crop_batch_from(crops):
@@ -58,6 +58,9 @@ class RecomposeFaceAlignCrop(io.ComfyNode):
                 PoseKeypoint.Input("face_keypoints", optional=True,
                                    tooltip="Optional POSE_KEYPOINT with OpenPose face keypoints (68/70 points, e.g. "
                                            "from DWPose); used instead of mediapipe when connected."),
+                CoreFaceLandmarks.Input("face_landmarks", optional=True,
+                                        tooltip="Optional FACE_LANDMARKS from core ComfyUI's face landmarker "
+                                                "(478-point meshes); used instead of mediapipe when connected."),
             ],
             outputs=[
                 io.Image.Output(display_name="aligned", tooltip="The FFHQ-aligned face crops, size x size."),
@@ -66,11 +69,14 @@ class RecomposeFaceAlignCrop(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image, size, face_index, feather, face_keypoints=None):
+    def execute(cls, image, size, face_index, feather, face_keypoints=None, face_landmarks=None):
         from ..pipelines.selfie_tools import align, crop, facemesh
+        from ..pipelines.selfie_tools.external_faces import faces_from_face_landmarks
 
-        if face_keypoints is None:
-            _require_mediapipe_size(image, "Face Align Crop: the 'image' input")
+        if face_keypoints is None and face_landmarks is None:
+            _require_mediapipe("Face Align Crop", image, "connect 'face_keypoints' (OpenPose face keypoints, e.g. "
+                                                         "from DWPose) or 'face_landmarks' (core face landmarker)")
+        meshes = None if face_landmarks is None else faces_from_face_landmarks(face_landmarks, image.shape[0])
         rgb = image_to_uint8(image)
         geos = []
         for i in range(rgb.shape[0]):
@@ -78,7 +84,7 @@ class RecomposeFaceAlignCrop(io.ComfyNode):
                 points = align.face_points_from_pose_json(face_keypoints, i, face_index, rgb.shape[1:3])
                 quad = align.quad_from_dlib68(points)
             else:
-                faces = facemesh.detect_faces(rgb[i], max_faces=max(4, face_index + 1))
+                faces = meshes[i] if meshes is not None else facemesh.detect_faces(rgb[i], max(4, face_index + 1))
                 quad = align.quad_from_mediapipe(facemesh.pick_face(faces, face_index, f"image {i + 1}"))
             geos.append(align.align_crop(quad, rgb.shape[1:3], size, feather))
         crops = crop.CropBatch(geos)
@@ -129,7 +135,7 @@ class RecomposeRegionCrop(io.ComfyNode):
         from ..pipelines.selfie_tools import crop, regions
 
         if region != "mask":
-            _require_mediapipe_size(image, f"Crop Region ('{region}'): the 'image' input")
+            _require_mediapipe(f"Crop Region ('{region}')", image, "use region 'mask' with a mask of the region")
         rgb = image_to_uint8(image)
         masks = None if mask is None else (mask if mask.ndim == 3 else mask[None]).float().cpu()
         geos, region_masks = [], []
@@ -223,7 +229,8 @@ class RecomposePersonPose(io.ComfyNode):
         from ..pipelines.selfie_tools import person
         from ..pipelines.selfie_tools.ranking import voc_palette
 
-        _require_mediapipe_size(image, "Person Mask + Pose: the 'image' input")
+        _require_mediapipe("Person Mask + Pose", image, "connect a person mask and POSE_KEYPOINT from other "
+                                                        "nodes (e.g. comfyui_controlnet_aux's DWPose) downstream")
         rgb = image_to_uint8(image)
         bar = progress(rgb.shape[0])
         masks, poses, pictures, parts, lines = [], [], [], [], []
@@ -325,7 +332,8 @@ class RecomposeRankReferences(io.ComfyNode):
 
             for name, value in (("photos", photos), ("upper_selfie", upper_selfie), ("lower_selfie", lower_selfie)):
                 if value is not None:
-                    _require_mediapipe_size(value, f"Rank Reference Photos (mediapipe scheme): the '{name}' input")
+                    _require_mediapipe("Rank Reference Photos (mediapipe scheme)", value,
+                                       "choose a parser label scheme and connect the label maps", name)
             selfie_set, cand_labels = mediapipe_label_sets(
                 image_to_uint8(photos), *[None if s is None else image_to_uint8(s[:1])[0]
                                           for s in (upper_selfie, lower_selfie, shoes_selfie)])

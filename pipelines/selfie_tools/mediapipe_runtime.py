@@ -97,6 +97,17 @@ def selfie_segmentation() -> CachedGraph:
         model_selection=0))
 
 
+def require_for(node: str, image_input: str, height: int, width: int, instead: str) -> None:
+    """Before a node runs mediapipe on an image input: mediapipe must import (else say exactly what to
+    install, or what to connect ``instead``) and the image must be large enough."""
+    try:
+        solutions()
+    except InputError as exc:
+        raise InputError(f"{node} finds faces and people with mediapipe, which could not be imported "
+                         f"({exc.__cause__.__class__.__name__}). Install it: {INSTALL_HINT}. Or {instead}.") from exc
+    require_size(height, width, f"{node}: the '{image_input}' input")
+
+
 def require_size(height: int, width: int, what: str = "The image") -> None:
     """InputError for images mediapipe cannot look at; ``what`` names the node and input."""
     if min(height, width) < MIN_SIDE:
