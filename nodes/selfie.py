@@ -98,7 +98,9 @@ class FaceUndistort(io.ComfyNode):
                         "eq. 3.3) from mediapipe face-mesh depth (or your depth map / landmarks), one dense warp; "
                         "it moves pixels, it cannot show hidden ears. learned: Total Selfie's facevid2vid "
                         "corrector re-renders the FFHQ-aligned 512x512 face as seen from far and pastes it back. "
-                        "The background stays in place.",
+                        "The background stays in place. A distance estimated nearer than a selfie can be (a "
+                        "cropped photo) is raised to 0.25 m, distances outside 0.25-0.6 m are reported, and the "
+                        "warp is weakened where it would fold over or tear (its Jacobian is checked).",
             inputs=[
                 io.Image.Input("image", tooltip="Selfies to correct (any size; batches are corrected one by one)."),
                 io.Combo.Input("mode", options=["geometry", "learned", "auto"], default="geometry",
@@ -111,7 +113,8 @@ class FaceUndistort(io.ComfyNode):
                                        "corrector was trained for one far distance."),
                 io.Float.Input("selfie_distance_m", default=0.0, min=0.0, max=5.0, step=0.01,
                                tooltip="Camera-to-eyes distance of the selfie. 0 = estimate it from the field of "
-                                       "view and a 63 mm interpupillary prior. Set it for cropped photos."),
+                                       "view and a 63 mm interpupillary prior (at least 0.25 m; the report says when "
+                                       "it was bounded). Set it for cropped photos."),
                 io.Float.Input("fov_degrees", default=70.0, min=10.0, max=140.0, step=1.0,
                                tooltip="Field of view across the long side of the uncropped photo (phone front "
                                        "cameras: ~65-80). Ignored when selfie_distance_m is set."),
