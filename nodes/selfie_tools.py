@@ -108,9 +108,9 @@ class RecomposeRegionCrop(io.ComfyNode):
                 io.Image.Input("image", tooltip="Images to crop from (one crop per image)."),
                 io.Combo.Input("region", options=list(REGIONS), default="face",
                                tooltip="What to crop: the box of the 'mask' input, or a body part found by "
-                                       "mediapipe (shoes = feet keypoints on the person, else the lowest part of a person who "
-                                       "ends inside the frame). A region outside the picture is an error, not a "
-                                       "crop of something else."),
+                                       "mediapipe (shoes = feet keypoints on the person, else the lowest part of a "
+                                       "person who ends inside the frame). A region outside the picture is an "
+                                       "error, not a crop of something else."),
                 io.Int.Input("width", default=512, min=64, max=4096, step=8, tooltip="Crop width in pixels."),
                 io.Int.Input("height", default=512, min=64, max=4096, step=8, tooltip="Crop height in pixels."),
                 io.Float.Input("context", default=1.5, min=1.0, max=6.0, step=0.05,
@@ -201,8 +201,8 @@ class RecomposePersonPose(io.ComfyNode):
             description="Offline person segmentation and body pose from mediapipe (one person per image): a person "
                         "MASK, OpenPose-18 keypoints in the community POSE_KEYPOINT format, the OpenPose picture "
                         "for ControlNet, and a coarse part map (head / upper body / lower body / feet) usable by "
-                        "'Rank Reference Photos' with the 'mediapipe coarse parts' scheme. An image where the pose model "
-                        "finds nobody gets an empty mask, no people and a warning in the report.",
+                        "'Rank Reference Photos' with the 'mediapipe coarse parts' scheme. An image where the pose "
+                        "model finds nobody gets an empty mask, no people and a warning in the report.",
             inputs=[
                 io.Image.Input("image", tooltip="Photos of a person."),
                 io.Float.Input("threshold", default=0.5, min=0.01, max=0.99, step=0.01,

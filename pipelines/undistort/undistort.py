@@ -84,8 +84,8 @@ def correct_one(image_bchw: torch.Tensor, points: Optional[np.ndarray], settings
         camera = near_camera(interocular_px(points), width, height, settings.distance_m, settings.fov_deg)
     else:
         if settings.distance_m <= 0:
-            raise InputError("Face Undistort: with a depth map and no face landmarks, set selfie_distance_m (camera to face, m) "
-                             "so the depth can be scaled.")
+            raise InputError("Face Undistort: with a depth map and no face landmarks, set selfie_distance_m "
+                             "(camera to face, m) so the depth can be scaled.")
         from .geometry import focal_from_fov, NearCamera
 
         camera = NearCamera(focal_from_fov(settings.fov_deg, width, height), ((width - 1) / 2, (height - 1) / 2),
