@@ -19,7 +19,7 @@ from ..common.progress import Progress, no_progress
 from .depth import face_polygon_mask, landmark_rho, rho_field_from_depth, rho_field_from_landmarks
 from .geometry import DEFAULT_FAR_M, DEFAULT_FOV_DEG, near_camera
 from .landmarks import MIN_FACE_PX, interocular_px, pick_face
-from .warp import backward_map_from_rho, forward_points, identity_map, jacobian_det, remap
+from .warp import backward_map_from_rho, forward_points, identity_map, remap, smooth_folds
 
 
 SOLVE_SIDE = 128
@@ -119,17 +119,22 @@ def correct_one(image_bchw: torch.Tensor, points: Optional[np.ndarray], settings
 
 
 def fold_free_map(rho: np.ndarray, center: tuple, k: float, height: int, width: int):
-    """The backward map of the strongest damping of ``rho`` whose warp has MIN_JACOBIAN_DET <= det J <=
-    MAX_JACOBIAN_DET everywhere. A geometric warp cannot occlude: where the face's silhouette moves out over the
-    background faster than the background's own motion, it folds over and tears. Returns (map, rho
-    used, note), or (None, None, note) when even the weakest damping folds."""
+    """A backward map for ``rho`` with MIN_JACOBIAN_DET <= det J <= MAX_JACOBIAN_DET everywhere.
+
+    A geometric warp cannot occlude: where a nose side or a cheek moves over what lies behind it,
+    the warp folds over and tears. The displacement is first smoothed just around such pixels; only
+    if that is not enough is the whole correction weakened (DAMPING). Returns (map, rho used, note),
+    or (None, None, note) when even the weakest damping folds.
+    """
     # Solve the warp on blocks of ~1/128 of the long side and upsample (the warp is smooth).
     stride = max(1, max(height, width) // SOLVE_SIDE)
     for damping in DAMPING:
-        sampling_map = backward_map_from_rho(rho * damping, center, k, height, width, stride=stride)
-        det = jacobian_det(sampling_map) if height > 1 and width > 1 else torch.ones(1)
-        if MIN_JACOBIAN_DET <= float(det.min()) and float(det.max()) <= MAX_JACOBIAN_DET:
-            note = f"correction at {damping:.0%} to keep the warp free of fold-overs" if damping < 1 else ""
+        raw = backward_map_from_rho(rho * damping, center, k, height, width, stride=stride)
+        sampling_map, smoothed = smooth_folds(raw, MIN_JACOBIAN_DET, MAX_JACOBIAN_DET) if min(height, width) > 1 \
+            else (raw, 0)
+        if sampling_map is not None:
+            notes = [f"correction at {damping:.0%}"] * (damping < 1) + [f"smoothed {smoothed} px"] * (smoothed > 0)
+            note = f"{' and '.join(notes)} to keep the warp free of fold-overs" if notes else ""
             return sampling_map, rho * damping, note
     return None, None, (f"the warp folds or tears even at {DAMPING[-1]:.0%} strength; passed through unchanged: "
                         "set selfie_distance_m to the true distance")

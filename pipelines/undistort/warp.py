@@ -113,6 +113,33 @@ def jacobian_det(sampling_map: torch.Tensor) -> torch.Tensor:
     return dx[..., 0] * dy[..., 1] - dx[..., 1] * dy[..., 0]
 
 
+def smooth_folds(sampling_map: torch.Tensor, min_det: float, max_det: float, rounds: int = 12,
+                 radius: int = 3) -> tuple:
+    """Smooth the displacement only around pixels whose det J leaves [min_det, max_det].
+
+    A fold is a small, sharp feature (a nose side or a cheek running over what lies behind it), so
+    blurring the displacement just there removes it and leaves the rest of the warp exact.
+    Returns (map, number of pixels changed) when every det is in range after at most ``rounds``
+    blurs, else (None, 0).
+    """
+    height, width = sampling_map.shape[:2]
+    ident = identity_map(height, width)
+    disp = (sampling_map - ident).permute(2, 0, 1)[None]
+    kernel = torch.ones(1, 1, 2 * radius + 1, 2 * radius + 1) / (2 * radius + 1) ** 2
+    changed = torch.zeros(height, width, dtype=torch.bool)
+    for _ in range(rounds + 1):
+        det = jacobian_det(ident + disp[0].permute(1, 2, 0))
+        bad = F.pad(((det < min_det) | (det > max_det)).float()[None, None], (0, 1, 0, 1))
+        if not bad.any():
+            return ident + disp[0].permute(1, 2, 0), int(changed.sum())
+        near = F.max_pool2d(bad, 2 * radius + 1, stride=1, padding=radius) > 0
+        blurred = F.conv2d(F.pad(disp, (radius,) * 4, mode="replicate").reshape(2, 1, height + 2 * radius, -1),
+                           kernel).reshape(1, 2, height, width)
+        disp = torch.where(near, blurred, disp)
+        changed |= near[0, 0]
+    return None, 0
+
+
 def forward_points(points_xy: np.ndarray, rho_field: np.ndarray, center: tuple, k: float,
                    height: int, width: int) -> np.ndarray:
     """Where source points [N, 2] land in the output under the same field."""
