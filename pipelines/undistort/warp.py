@@ -122,22 +122,40 @@ def smooth_folds(sampling_map: torch.Tensor, min_det: float, max_det: float, rou
     Returns (map, number of pixels changed) when every det is in range after at most ``rounds``
     blurs, else (None, 0).
     """
+    bad = _out_of_range(sampling_map, min_det, max_det)
+    if not bad.any():
+        return sampling_map, 0
+    # Work on the box around the bad pixels, grown by as far as the smoothing can spread.
     height, width = sampling_map.shape[:2]
-    ident = identity_map(height, width)
-    disp = (sampling_map - ident).permute(2, 0, 1)[None]
-    kernel = torch.ones(1, 1, 2 * radius + 1, 2 * radius + 1) / (2 * radius + 1) ** 2
-    changed = torch.zeros(height, width, dtype=torch.bool)
-    for _ in range(rounds + 1):
-        det = jacobian_det(ident + disp[0].permute(1, 2, 0))
-        bad = F.pad(((det < min_det) | (det > max_det)).float()[None, None], (0, 1, 0, 1))
+    ys, xs = torch.nonzero(bad, as_tuple=True)
+    grow = (rounds + 1) * radius + 2
+    y0, y1 = max(int(ys.min()) - grow, 0), min(int(ys.max()) + 1 + grow, height)
+    x0, x1 = max(int(xs.min()) - grow, 0), min(int(xs.max()) + 1 + grow, width)
+    ident = identity_map(y1 - y0, x1 - x0)
+    disp = (sampling_map[y0:y1, x0:x1] - ident - torch.tensor([x0, y0], dtype=sampling_map.dtype))
+    disp = disp.permute(2, 0, 1)[None]
+    kernel = torch.ones(2, 1, 2 * radius + 1, 2 * radius + 1) / (2 * radius + 1) ** 2
+    changed = torch.zeros(y1 - y0, x1 - x0, dtype=torch.bool)
+    for _ in range(rounds):
+        bad = F.pad(_out_of_range(ident + disp[0].permute(1, 2, 0), min_det, max_det).float()[None, None],
+                    (0, 1, 0, 1))
         if not bad.any():
-            return ident + disp[0].permute(1, 2, 0), int(changed.sum())
+            break
         near = F.max_pool2d(bad, 2 * radius + 1, stride=1, padding=radius) > 0
-        blurred = F.conv2d(F.pad(disp, (radius,) * 4, mode="replicate").reshape(2, 1, height + 2 * radius, -1),
-                           kernel).reshape(1, 2, height, width)
+        blurred = F.conv2d(F.pad(disp, (radius,) * 4, mode="replicate"), kernel, groups=2)
         disp = torch.where(near, blurred, disp)
         changed |= near[0, 0]
-    return None, 0
+    region = ident + torch.tensor([x0, y0], dtype=sampling_map.dtype) + disp[0].permute(1, 2, 0)
+    if _out_of_range(region, min_det, max_det).any():
+        return None, 0
+    out = sampling_map.clone()
+    out[y0:y1, x0:x1] = region
+    return out, int(changed.sum())
+
+
+def _out_of_range(sampling_map: torch.Tensor, min_det: float, max_det: float) -> torch.Tensor:
+    det = jacobian_det(sampling_map)
+    return (det < min_det) | (det > max_det)
 
 
 def forward_points(points_xy: np.ndarray, rho_field: np.ndarray, center: tuple, k: float,
