@@ -64,7 +64,6 @@ def ms_per_image(image, repeats=10):
         undistort_faces(image, settings, detector=detector)
         times.append((time.perf_counter() - t) * 1000)
         cpu.append((time.process_time() - c) * 1000)
-    detector.close()
     # CPU time (all threads) is printed too: wall time on a shared machine says more about the neighbours.
     return statistics.median(times), statistics.median(cpu)
 

@@ -6,6 +6,7 @@ import torch
 from comfy_api.latest import io
 
 from ._runtime import load_models, load_placement, model_files, output_device, progress, resolve_file
+from ._types import CoreFaceLandmarks
 
 CATEGORY = "Recompose/Total Selfie"
 FaceLandmarksType = io.Custom("RECOMPOSE_FACE_LANDMARKS")
@@ -67,9 +68,13 @@ class FaceLandmarks(io.ComfyNode):
 
     @classmethod
     def execute(cls, image) -> io.NodeOutput:
+        from ..pipelines.selfie_tools.mediapipe_runtime import require_for
         from ..pipelines.undistort import detect_landmarks
         from ..pipelines.undistort.depth import face_polygon_mask
 
+        require_for("Face Landmarks", "image", int(image.shape[1]), int(image.shape[2]),
+                    "use core ComfyUI's face landmarker and connect its FACE_LANDMARKS to Face Undistort / "
+                    "Face Align Crop")
         landmarks = detect_landmarks(image)
         h, w = image.shape[1:3]
         masks = []
@@ -93,7 +98,9 @@ class FaceUndistort(io.ComfyNode):
                         "eq. 3.3) from mediapipe face-mesh depth (or your depth map / landmarks), one dense warp; "
                         "it moves pixels, it cannot show hidden ears. learned: Total Selfie's facevid2vid "
                         "corrector re-renders the FFHQ-aligned 512x512 face as seen from far and pastes it back. "
-                        "The background stays in place.",
+                        "The background stays in place. A distance estimated nearer than a selfie can be (a "
+                        "cropped photo) is raised to 0.25 m, distances outside 0.25-0.6 m are reported, and the "
+                        "warp is weakened where it would fold over or tear (its Jacobian is checked).",
             inputs=[
                 io.Image.Input("image", tooltip="Selfies to correct (any size; batches are corrected one by one)."),
                 io.Combo.Input("mode", options=["geometry", "learned", "auto"], default="geometry",
@@ -106,7 +113,8 @@ class FaceUndistort(io.ComfyNode):
                                        "corrector was trained for one far distance."),
                 io.Float.Input("selfie_distance_m", default=0.0, min=0.0, max=5.0, step=0.01,
                                tooltip="Camera-to-eyes distance of the selfie. 0 = estimate it from the field of "
-                                       "view and a 63 mm interpupillary prior. Set it for cropped photos."),
+                                       "view and a 63 mm interpupillary prior (at least 0.25 m; the report says when "
+                                       "it was bounded). Set it for cropped photos."),
                 io.Float.Input("fov_degrees", default=70.0, min=10.0, max=140.0, step=1.0,
                                tooltip="Field of view across the long side of the uncropped photo (phone front "
                                        "cameras: ~65-80). Ignored when selfie_distance_m is set."),
@@ -119,6 +127,10 @@ class FaceUndistort(io.ComfyNode):
                                tooltip="Width (in face widths) over which the correction fades out around the face."),
                 FaceLandmarksType.Input("landmarks", optional=True,
                                         tooltip="Landmarks from 'Face Landmarks' (skips detection)."),
+                CoreFaceLandmarks.Input("face_landmarks", optional=True,
+                                        tooltip="FACE_LANDMARKS from core ComfyUI's face landmarker (478-point "
+                                                "meshes with depth); used instead of detection when "
+                                                "'landmarks' is not connected."),
                 io.Image.Input("depth", optional=True,
                                tooltip="Optional depth map (e.g. from a monocular depth node), same size as the "
                                        "image; fitted to the mesh, used instead of mesh interpolation."),
@@ -143,10 +155,19 @@ class FaceUndistort(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, mode, far_distance_m, selfie_distance_m, fov_degrees, face_index, on_no_face, falloff,
-                depth_is_disparity=True, landmarks=None, depth=None, depth_mask=None, corrector=None) -> io.NodeOutput:
+                depth_is_disparity=True, landmarks=None, face_landmarks=None, depth=None, depth_mask=None,
+                corrector=None) -> io.NodeOutput:
+        from ..pipelines.selfie_tools.external_faces import faces_from_face_landmarks
+        from ..pipelines.selfie_tools.mediapipe_runtime import require_for
         from ..pipelines.undistort import UndistortSettings
         from ..pipelines.undistort.learned import correct_faces
 
+        if landmarks is None and face_landmarks is not None:
+            landmarks = faces_from_face_landmarks(face_landmarks, image.shape[0], need_depth=True)
+        if landmarks is None and (depth is None or selfie_distance_m <= 0 or mode != "geometry"):
+            require_for("Face Undistort", "image", int(image.shape[1]), int(image.shape[2]),
+                        "connect 'landmarks' / 'face_landmarks' from another node, or a depth map with "
+                        "selfie_distance_m set")
         settings = UndistortSettings(far_m=far_distance_m, distance_m=selfie_distance_m, fov_deg=fov_degrees,
                                      face_index=face_index, on_no_face=on_no_face, falloff=falloff,
                                      depth_is_disparity=depth_is_disparity)
@@ -169,8 +190,11 @@ class ApplyFaceFlow(io.ComfyNode):
                         "stay aligned with the corrected photo.",
             inputs=[
                 FlowType.Input("flow", tooltip="Flow output of Face Undistort."),
-                io.Image.Input("image", optional=True, tooltip="Image to warp (same size as the undistorted one)."),
-                io.Mask.Input("mask", optional=True, tooltip="Mask to warp (same size as the undistorted image)."),
+                io.Image.Input("image", optional=True,
+                               tooltip="Images to warp (same size as the undistorted ones): as many as were "
+                                       "undistorted (image i gets warp i), or any number for a flow of one image."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="Masks to warp (same size as the undistorted images), batched like 'image'."),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="The warped image (empty 64x64 if none was given)."),
@@ -180,22 +204,17 @@ class ApplyFaceFlow(io.ComfyNode):
 
     @classmethod
     def execute(cls, flow, image=None, mask=None) -> io.NodeOutput:
-        from ..pipelines.common.errors import InputError
-        from ..pipelines.undistort.warp import remap
+        from ..pipelines.undistort.warp import apply_flow
 
         maps = flow["sampling_map"]
-        size = tuple(flow["size"])
 
-        def warp(x_bchw):
-            if tuple(x_bchw.shape[-2:]) != size:
-                raise InputError(f"The flow is for {size[1]}x{size[0]} images but this input is "
-                                 f"{x_bchw.shape[-1]}x{x_bchw.shape[-2]}.")
-            m = maps if maps.shape[0] == x_bchw.shape[0] else maps[:1]
-            return remap(x_bchw.float().cpu(), m)
+        def warp(x_bchw, what):
+            return apply_flow(x_bchw.float().cpu(), maps, what)
 
-        out_img = torch.zeros(1, 64, 64, 3) if image is None else warp(image.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        out_img = torch.zeros(1, 64, 64, 3) if image is None else warp(image.permute(0, 3, 1, 2),
+                                                                        "image").permute(0, 2, 3, 1)
         out_mask = torch.zeros(1, 64, 64) if mask is None else warp(
-            (mask if mask.ndim == 3 else mask[None])[:, None])[:, 0]
+            (mask if mask.ndim == 3 else mask[None])[:, None], "mask")[:, 0]
         return io.NodeOutput(_out(out_img.clamp(0, 1)), _out(out_mask.clamp(0, 1)))
 
 

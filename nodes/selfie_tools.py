@@ -3,6 +3,8 @@ reference-photo ranking. Thin adapters over pipelines/selfie_tools (mediapipe im
 
 Registered as its own family ("selfie_tools" in nodes/__init__.py FAMILIES).
 """
+import logging
+
 import numpy as np
 import torch
 from comfy_api.latest import io
@@ -10,7 +12,7 @@ from comfy_api.latest import io
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import bchw_to_image, image_to_bchw, image_to_uint8
 from ._runtime import output_device, progress
-from ._types import PoseKeypoint
+from ._types import CoreFaceLandmarks, PoseKeypoint
 
 CATEGORY = "Recompose/Total Selfie"
 CropType = io.Custom("RECOMPOSE_CROP")
@@ -18,6 +20,12 @@ CropType = io.Custom("RECOMPOSE_CROP")
 
 def _out(x: torch.Tensor) -> torch.Tensor:
     return x.to(output_device())
+
+
+def _require_mediapipe(node: str, image, instead: str, image_input: str = "image") -> None:
+    from ..pipelines.selfie_tools.mediapipe_runtime import require_for
+
+    require_for(node, image_input, int(image.shape[1]), int(image.shape[2]), instead)
 
 
 def _crop_batch_from(crops):
@@ -50,6 +58,9 @@ class RecomposeFaceAlignCrop(io.ComfyNode):
                 PoseKeypoint.Input("face_keypoints", optional=True,
                                    tooltip="Optional POSE_KEYPOINT with OpenPose face keypoints (68/70 points, e.g. "
                                            "from DWPose); used instead of mediapipe when connected."),
+                CoreFaceLandmarks.Input("face_landmarks", optional=True,
+                                        tooltip="Optional FACE_LANDMARKS from core ComfyUI's face landmarker "
+                                                "(478-point meshes); used instead of mediapipe when connected."),
             ],
             outputs=[
                 io.Image.Output(display_name="aligned", tooltip="The FFHQ-aligned face crops, size x size."),
@@ -58,9 +69,14 @@ class RecomposeFaceAlignCrop(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image, size, face_index, feather, face_keypoints=None):
+    def execute(cls, image, size, face_index, feather, face_keypoints=None, face_landmarks=None):
         from ..pipelines.selfie_tools import align, crop, facemesh
+        from ..pipelines.selfie_tools.external_faces import faces_from_face_landmarks
 
+        if face_keypoints is None and face_landmarks is None:
+            _require_mediapipe("Face Align Crop", image, "connect 'face_keypoints' (OpenPose face keypoints, e.g. "
+                                                         "from DWPose) or 'face_landmarks' (core face landmarker)")
+        meshes = None if face_landmarks is None else faces_from_face_landmarks(face_landmarks, image.shape[0])
         rgb = image_to_uint8(image)
         geos = []
         for i in range(rgb.shape[0]):
@@ -68,7 +84,7 @@ class RecomposeFaceAlignCrop(io.ComfyNode):
                 points = align.face_points_from_pose_json(face_keypoints, i, face_index, rgb.shape[1:3])
                 quad = align.quad_from_dlib68(points)
             else:
-                faces = facemesh.detect_faces(rgb[i], max_faces=max(4, face_index + 1))
+                faces = meshes[i] if meshes is not None else facemesh.detect_faces(rgb[i], max(4, face_index + 1))
                 quad = align.quad_from_mediapipe(facemesh.pick_face(faces, face_index, f"image {i + 1}"))
             geos.append(align.align_crop(quad, rgb.shape[1:3], size, feather))
         crops = crop.CropBatch(geos)
@@ -92,7 +108,9 @@ class RecomposeRegionCrop(io.ComfyNode):
                 io.Image.Input("image", tooltip="Images to crop from (one crop per image)."),
                 io.Combo.Input("region", options=list(REGIONS), default="face",
                                tooltip="What to crop: the box of the 'mask' input, or a body part found by "
-                                       "mediapipe (shoes = feet keypoints, else the lowest part of the person mask)."),
+                                       "mediapipe (shoes = feet keypoints on the person, else the lowest part of a "
+                                       "person who ends inside the frame). A region outside the picture is an "
+                                       "error, not a crop of something else."),
                 io.Int.Input("width", default=512, min=64, max=4096, step=8, tooltip="Crop width in pixels."),
                 io.Int.Input("height", default=512, min=64, max=4096, step=8, tooltip="Crop height in pixels."),
                 io.Float.Input("context", default=1.5, min=1.0, max=6.0, step=0.05,
@@ -116,6 +134,8 @@ class RecomposeRegionCrop(io.ComfyNode):
     def execute(cls, image, region, width, height, context, feather, face_index, mask=None):
         from ..pipelines.selfie_tools import crop, regions
 
+        if region != "mask":
+            _require_mediapipe(f"Crop Region ('{region}')", image, "use region 'mask' with a mask of the region")
         rgb = image_to_uint8(image)
         masks = None if mask is None else (mask if mask.ndim == 3 else mask[None]).float().cpu()
         geos, region_masks = [], []
@@ -181,7 +201,8 @@ class RecomposePersonPose(io.ComfyNode):
             description="Offline person segmentation and body pose from mediapipe (one person per image): a person "
                         "MASK, OpenPose-18 keypoints in the community POSE_KEYPOINT format, the OpenPose picture "
                         "for ControlNet, and a coarse part map (head / upper body / lower body / feet) usable by "
-                        "'Rank Reference Photos' with the 'mediapipe coarse parts' scheme.",
+                        "'Rank Reference Photos' with the 'mediapipe coarse parts' scheme. An image where the pose "
+                        "model finds nobody gets an empty mask, no people and a warning in the report.",
             inputs=[
                 io.Image.Input("image", tooltip="Photos of a person."),
                 io.Float.Input("threshold", default=0.5, min=0.01, max=0.99, step=0.01,
@@ -195,6 +216,10 @@ class RecomposePersonPose(io.ComfyNode):
                 io.Image.Output(display_name="part_map",
                                 tooltip="Coarse parts as a label picture (PASCAL-VOC colours; ids 0 background, "
                                         "1 head, 2 upper body, 3 lower body, 4 feet)."),
+                io.String.Output(display_name="report",
+                                 tooltip="Per image: whether a person was found and how much the mask covers. "
+                                         "Without a person the mask is empty (mediapipe's segmentation alone "
+                                         "also marks animals and objects)."),
             ],
         )
 
@@ -204,12 +229,15 @@ class RecomposePersonPose(io.ComfyNode):
         from ..pipelines.selfie_tools import person
         from ..pipelines.selfie_tools.ranking import voc_palette
 
+        _require_mediapipe("Person Mask + Pose", image, "connect a person mask and POSE_KEYPOINT from other "
+                                                        "nodes (e.g. comfyui_controlnet_aux's DWPose) downstream")
         rgb = image_to_uint8(image)
         bar = progress(rgb.shape[0])
-        masks, poses, pictures, parts = [], [], [], []
+        masks, poses, pictures, parts, lines = [], [], [], [], []
         palette = voc_palette(5)
-        for frame in rgb:
+        for i, frame in enumerate(rgb):
             found = person.detect_person(frame)
+            lines.append(f"image {i + 1}: {found.summary(threshold)}")
             height, width = frame.shape[:2]
             masks.append(torch.from_numpy((found.mask > threshold).astype(np.float32)))
             lm = person.normalised_landmarks(found)
@@ -220,7 +248,11 @@ class RecomposePersonPose(io.ComfyNode):
             labels = person.coarse_parts(found, threshold)
             parts.append(torch.from_numpy(palette[labels]).float() / 255.0)
             bar.step()
-        return io.NodeOutput(_out(torch.stack(masks)), poses, _out(torch.stack(pictures)), _out(torch.stack(parts)))
+        report = "\n".join(lines)
+        if any(not entry["people"] for entry in poses):  # also in the server log, for API users
+            logging.warning("Person Mask + Pose: %s", report)
+        return io.NodeOutput(_out(torch.stack(masks)), poses, _out(torch.stack(pictures)), _out(torch.stack(parts)),
+                             report)
 
 
 class RecomposeMaskBox(io.ComfyNode):
@@ -298,6 +330,10 @@ class RecomposeRankReferences(io.ComfyNode):
         if label_scheme == "mediapipe coarse parts":
             from ..pipelines.selfie_tools.person import mediapipe_label_sets
 
+            for name, value in (("photos", photos), ("upper_selfie", upper_selfie), ("lower_selfie", lower_selfie)):
+                if value is not None:
+                    _require_mediapipe("Rank Reference Photos (mediapipe scheme)", value,
+                                       "choose a parser label scheme and connect the label maps", name)
             selfie_set, cand_labels = mediapipe_label_sets(
                 image_to_uint8(photos), *[None if s is None else image_to_uint8(s[:1])[0]
                                           for s in (upper_selfie, lower_selfie, shoes_selfie)])

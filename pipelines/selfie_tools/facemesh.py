@@ -20,7 +20,9 @@ CROP_SIZE = 256  # side of the upscaled crop used for small faces
 
 
 def detect_faces(rgb: np.ndarray, max_faces: int = 4) -> list:
-    """All faces mediapipe finds in one uint8 RGB image, as [478, 3] pixel arrays."""
+    """All faces mediapipe finds in one uint8 RGB image, as [478, 3] pixel arrays.
+
+    The pack's one face finder: every face node calls it, so they all find the same faces."""
     height, width = rgb.shape[:2]
     result = mpr.run(mpr.face_mesh(max_faces), rgb)
     faces = [_to_pixels(f.landmark, width, height) for f in (result.multi_face_landmarks or [])]
@@ -64,14 +66,15 @@ def _face_boxes(rgb: np.ndarray) -> list:
         for y0 in range(0, max(height - side, 0) + 1, max(side // 2, 1)):
             for x0 in range(0, max(width - side, 0) + 1, max(side // 2, 1)):
                 tile = np.ascontiguousarray(rgb[y0:y0 + side, x0:x0 + side])
-                boxes += _detect_boxes(tile, x0, y0)
+                if min(tile.shape[:2]) >= mpr.MIN_SIDE:
+                    boxes += _detect_boxes(tile, x0, y0)
     return _non_overlapping(sorted(boxes, key=lambda b: -b[3]))
 
 
 def _detect_boxes(rgb: np.ndarray, x0: int, y0: int) -> list:
     height, width = rgb.shape[:2]
     out = []
-    for det in mpr.run(mpr.face_detection(True), rgb).detections or []:
+    for det in mpr.run(mpr.face_detection(), rgb).detections or []:
         box = det.location_data.relative_bounding_box
         cx, cy = x0 + (box.xmin + box.width / 2) * width, y0 + (box.ymin + box.height / 2) * height
         out.append((cx, cy, max(box.width * width, box.height * height), float(det.score[0])))

@@ -3,7 +3,14 @@
 mediapipe is optional: it has no wheel for every Python, and versions >= 0.10.30 dropped
 ``solutions`` (they download models). Everything that needs it goes through ``solutions()``,
 which raises an InputError saying what to install instead of an ImportError deep inside a node.
-Detector objects are cached per configuration because creating one costs ~0.1 s.
+
+Graphs are cached per configuration (building one costs ~0.1 s) behind ``CachedGraph``: a
+mediapipe graph that fails once answers every later call with "Graph has errors", so a failed
+graph is closed and dropped, and the next call builds a fresh one. Images are checked before
+they reach mediapipe (an empty or 1-pixel image is what makes its ROI check fail).
+
+The face-detector configuration lives here once; every face node of the pack finds faces through
+``facemesh.detect_faces``, which uses only these graphs.
 """
 import functools
 import threading
@@ -12,6 +19,8 @@ from ..common.errors import InputError
 from ..common.install import MEDIAPIPE_INSTALL
 
 _LOCK = threading.Lock()  # mediapipe graphs are not re-entrant
+MIN_SIDE = 16  # px; nothing mediapipe can find (a ~20 px face, a person) fits in less
+DETECTION_CONFIDENCE = 0.5
 
 
 def solutions():
@@ -26,33 +35,92 @@ def solutions():
         ) from exc
 
 
+class CachedGraph:
+    """One mediapipe solution, built on first use and rebuilt after a failure."""
+
+    def __init__(self, name: str, build):
+        self.name = name
+        self._build = build
+        self._graph = None
+
+    def process(self, rgb):
+        if self._graph is None:
+            self._graph = self._build()
+        try:
+            return self._graph.process(rgb)
+        except RuntimeError as exc:
+            self.reset()
+            height, width = rgb.shape[:2]
+            raise InputError(f"mediapipe's {self.name} failed on a {width}x{height} image ({_first_line(exc)}). "
+                             "The model was reset; try a larger or more ordinary photo.") from exc
+
+    def reset(self):
+        graph, self._graph = self._graph, None
+        if graph is not None:
+            try:
+                graph.close()
+            except Exception:  # a graph in error may refuse to close; it is dropped either way
+                pass
+
+
+def _first_line(exc) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1].strip()[:200] if lines else type(exc).__name__
+
+
 @functools.lru_cache(maxsize=4)
-def face_mesh(max_faces: int):
-    return solutions().face_mesh.FaceMesh(static_image_mode=True, max_num_faces=max_faces,
-                                          refine_landmarks=True, min_detection_confidence=0.5)
-
-
-@functools.lru_cache(maxsize=2)
-def face_detection(full_range: bool):
-    return solutions().face_detection.FaceDetection(model_selection=1 if full_range else 0,
-                                                    min_detection_confidence=0.5)
+def face_mesh(max_faces: int) -> CachedGraph:
+    return CachedGraph("face mesh", lambda: solutions().face_mesh.FaceMesh(
+        static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
+        min_detection_confidence=DETECTION_CONFIDENCE))
 
 
 @functools.lru_cache(maxsize=1)
-def pose():
+def face_detection() -> CachedGraph:
+    # Full range (model 1): the short-range model misses faces further than ~2 m.
+    return CachedGraph("face detector", lambda: solutions().face_detection.FaceDetection(
+        model_selection=1, min_detection_confidence=DETECTION_CONFIDENCE))
+
+
+@functools.lru_cache(maxsize=1)
+def pose() -> CachedGraph:
     # model_complexity=1 is the only pose model that ships inside the 0.10.21 wheel.
-    return solutions().pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=True,
-                                 min_detection_confidence=0.5)
+    return CachedGraph("pose model", lambda: solutions().pose.Pose(
+        static_image_mode=True, model_complexity=1, enable_segmentation=True,
+        min_detection_confidence=DETECTION_CONFIDENCE))
 
 
 @functools.lru_cache(maxsize=1)
-def selfie_segmentation():
-    return solutions().selfie_segmentation.SelfieSegmentation(model_selection=0)
+def selfie_segmentation() -> CachedGraph:
+    return CachedGraph("selfie segmentation", lambda: solutions().selfie_segmentation.SelfieSegmentation(
+        model_selection=0))
 
 
-def run(detector, rgb_uint8):
-    """Process one contiguous RGB uint8 [H, W, 3] image under the shared lock."""
+def require_for(node: str, image_input: str, height: int, width: int, instead: str) -> None:
+    """Before a node runs mediapipe on an image input: mediapipe must import (else say exactly what to
+    install, or what to connect ``instead``) and the image must be large enough."""
+    try:
+        solutions()
+    except InputError as exc:
+        raise InputError(f"{node} finds faces and people with mediapipe, which could not be imported "
+                         f"({exc.__cause__.__class__.__name__}). Install it: {MEDIAPIPE_INSTALL}. Or {instead}.") from exc
+    require_size(height, width, f"{node}: the '{image_input}' input")
+
+
+def require_size(height: int, width: int, what: str = "The image") -> None:
+    """InputError for images mediapipe cannot look at; ``what`` names the node and input."""
+    if min(height, width) < MIN_SIDE:
+        raise InputError(f"{what} is {width}x{height} px; mediapipe needs at least {MIN_SIDE}x{MIN_SIDE}. "
+                         "Use a larger photo or upscale it first (core 'Upscale Image').")
+
+
+def run(graph: CachedGraph, rgb_uint8):
+    """Process one RGB uint8 [H, W, 3] image under the shared lock."""
     import numpy as np
 
+    rgb = np.ascontiguousarray(rgb_uint8)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise InputError(f"mediapipe needs an RGB uint8 image [H, W, 3], got {rgb.dtype} {tuple(rgb.shape)}.")
+    require_size(*rgb.shape[:2])
     with _LOCK:
-        return detector.process(np.ascontiguousarray(rgb_uint8))
+        return graph.process(rgb)

@@ -33,24 +33,43 @@ FEET_POINTS = [27, 28, 29, 30, 31, 32]
 
 @dataclass
 class PersonResult:
-    mask: np.ndarray                   # [H, W] float 0..1
+    mask: np.ndarray                   # [H, W] float 0..1; all zero when no person was found
     landmarks: Optional[np.ndarray]    # [33, 4] (x_px, y_px, z, visibility) or None
     width: int
     height: int
 
+    @property
+    def found(self) -> bool:
+        return self.landmarks is not None
+
+    def summary(self, threshold: float = 0.5) -> str:
+        if not self.found:
+            return ("no person found by the pose model: person_mask is empty and pose_keypoint has no people "
+                    "(use a photo where the person is visible, or a human-parsing mask from another node)")
+        return f"person found, mask covers {(self.mask > threshold).mean():.0%} of the image"
+
 
 def detect_person(rgb: np.ndarray) -> PersonResult:
-    """Pose + segmentation for one uint8 RGB image; landmarks None when no person was found."""
+    """Pose + segmentation for one uint8 RGB image.
+
+    The person mask is only trusted with a pose: on its own, mediapipe's segmentation calls a cat
+    91 % person and a coffee cup 23 % (skimage chelsea / coffee). No pose -> empty mask, landmarks None.
+    """
     height, width = rgb.shape[:2]
     result = mpr.run(mpr.pose(), rgb)
     if result.pose_landmarks is None:
-        seg = mpr.run(mpr.selfie_segmentation(), rgb).segmentation_mask
-        mask = np.zeros((height, width), np.float32) if seg is None else seg.astype(np.float32)
-        return PersonResult(mask, None, width, height)
+        return PersonResult(np.zeros((height, width), np.float32), None, width, height)
     lm = np.array([[p.x * width, p.y * height, p.z * width, p.visibility] for p in result.pose_landmarks.landmark])
     mask = result.segmentation_mask
     mask = np.zeros((height, width), np.float32) if mask is None else mask.astype(np.float32)
     return PersonResult(mask, lm, width, height)
+
+
+def closeup_mask(rgb: np.ndarray) -> np.ndarray:
+    """Selfie segmentation without a pose [H, W] 0..1: for close-up selfies the pose model cannot parse.
+    Unconfirmed (it also fires on animals and objects), so only the ranking's label sets use it."""
+    seg = mpr.run(mpr.selfie_segmentation(), rgb).segmentation_mask
+    return np.zeros(rgb.shape[:2], np.float32) if seg is None else seg.astype(np.float32)
 
 
 def normalised_landmarks(person: PersonResult) -> Optional[np.ndarray]:
@@ -128,7 +147,8 @@ def mediapipe_label_sets(photos_uint8, upper=None, lower=None, shoes=None, min_p
         if selfie is None:
             continue
         found = detect_person(selfie)
-        if (coarse_parts(found) == part).sum() >= min_pixels or (found.mask > 0.5).sum() >= min_pixels:
+        person_pixels = (found.mask if found.found else closeup_mask(selfie)) > 0.5
+        if (coarse_parts(found) == part).sum() >= min_pixels or person_pixels.sum() >= min_pixels:
             selfie_set.add(part)
     if shoes is not None:
         selfie_set.add(FEET)

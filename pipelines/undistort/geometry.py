@@ -12,6 +12,13 @@ Only rho = (Z - d) / d matters. From mesh depths in pixels (z_px, the image's pi
 scale at the reference plane) rho = z_px / f, so only the near focal length in pixels is
 needed; it comes from a field of view, or from a user distance and the
 interocular prior below.
+
+A distance estimated from the field of view assumes an uncropped photo. A tight face crop
+breaks that (its true FOV is a fraction of the phone's): the estimate comes out nearer than
+an arm can hold a phone, and the warp tears. So the estimate is bounded by SELFIE_RANGE_M,
+an arm's-length prior (the thesis' near renders span d to 1.9 d, i.e. ~0.3-0.6 m for a
+~0.3 m selfie): below it the focal length is re-derived from the bound, and any distance
+outside the range is reported.
 """
 import math
 from dataclasses import dataclass
@@ -22,7 +29,7 @@ import numpy as np
 INTEROCULAR_M = 0.063
 DEFAULT_FOV_DEG = 70.0  # typical phone front camera across the long side
 DEFAULT_FAR_M = 3.0
-MIN_NEAR_M = 0.1
+SELFIE_RANGE_M = (0.25, 0.6)  # camera-to-eyes distances a hand-held selfie can have
 
 
 @dataclass
@@ -30,6 +37,7 @@ class NearCamera:
     focal_px: float
     center: tuple  # (cx, cy) in pixels
     distance_m: float  # camera to the reference (eye) plane
+    note: str = ""  # why the distance was bounded, or that it lies outside the selfie range
 
     def ratio_k(self, far_m: float) -> float:
         return max(far_m / self.distance_m, 1.0)
@@ -47,17 +55,31 @@ def near_camera(interocular_px: float, width: int, height: int, distance_m: floa
 
     distance_m > 0: the user knows the distance; the focal length follows from the prior
     (works for crops, whose original FOV is unknown). Otherwise the FOV gives the focal
-    length and the prior gives the distance.
+    length and the prior gives the distance, bounded below by SELFIE_RANGE_M[0] (see above).
     """
     center = ((width - 1) / 2.0, (height - 1) / 2.0)
     if interocular_px <= 0:
         raise ValueError("interocular distance must be positive")
+    near, far = SELFIE_RANGE_M
     if distance_m > 0:
         focal = interocular_px * distance_m / interocular_m
-        return NearCamera(focal, center, float(distance_m))
+        return NearCamera(focal, center, float(distance_m), _range_note(distance_m, "the given selfie_distance_m"))
     focal = focal_from_fov(fov_deg, width, height)
-    distance = max(focal * interocular_m / interocular_px, MIN_NEAR_M)
-    return NearCamera(focal, center, distance)
+    distance = focal * interocular_m / interocular_px
+    if distance < near:
+        note = (f"the face fills too much of the frame for a {fov_deg:.0f} deg photo ({distance:.2f} m; the image "
+                f"is probably cropped): used {near:.2f} m, the nearest selfie distance; set selfie_distance_m "
+                "if you know it")
+        return NearCamera(interocular_px * near / interocular_m, center, near, note)
+    return NearCamera(focal, center, distance, _range_note(distance, f"estimated from fov_degrees={fov_deg:.0f}"))
+
+
+def _range_note(distance_m: float, source: str) -> str:
+    near, far = SELFIE_RANGE_M
+    if near <= distance_m <= far:
+        return ""
+    return (f"warning: {distance_m:.2f} m ({source}) is outside the usual selfie range {near:.2f}-{far:.2f} m; "
+            "check selfie_distance_m / fov_degrees")
 
 
 def radial_scale(rho, k: float):

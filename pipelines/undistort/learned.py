@@ -105,37 +105,33 @@ def undistort_faces_learned(images: torch.Tensor, corrector: FaceCorrector, face
     float32 runs the networks under autocast on ``device`` (weights stay float32).
     """
     from .landmarks import FaceMeshDetector, pick_face
-    from .undistort import _faces_for
+    from .undistort import _faces_for, check_batches
 
     if images.ndim != 4:
         raise InputError(f"Expected an IMAGE [B,H,W,C], got shape {tuple(images.shape)}.")
     batch = images.shape[0]
     progress = progress or no_progress(batch)
-    own_detector = None
+    check_batches(batch, landmarks=landmarks)
     if landmarks is None and detector is None:
-        own_detector = detector = FaceMeshDetector()
+        detector = FaceMeshDetector()
     outs, maps, masks, notes = [], [], [], []
     networks = corrector.networks.to(device)
-    try:
-        for i in range(batch):
-            face = pick_face(_faces_for(i, landmarks, detector, images), face_index)
-            image = images[i:i + 1].permute(0, 3, 1, 2).float().cpu()
-            if face is None:
-                if on_no_face != "pass_through":
-                    raise InputError(
-                        f"No face found in image {i} of the batch ({images.shape[2]}x{images.shape[1]}). Use a "
-                        "photo with a visible face, connect landmarks, or set on_no_face to 'pass_through'.")
-                out, smap, mask, note = _pass_through(image)
-            else:
-                out, smap, mask, note = _correct_one(networks, image, face.points, crop_size, device, dtype)
-            outs.append(out)
-            maps.append(smap)
-            masks.append(mask)
-            notes.append(note)
-            progress.step(preview=out.permute(0, 2, 3, 1)[..., :3])
-    finally:
-        if own_detector is not None:
-            own_detector.close()
+    for i in range(batch):
+        face = pick_face(_faces_for(i, landmarks, detector, images), face_index)
+        image = images[i:i + 1].permute(0, 3, 1, 2).float().cpu()
+        if face is None:
+            if on_no_face != "pass_through":
+                raise InputError(
+                    f"No face found in image {i} of the batch ({images.shape[2]}x{images.shape[1]}). Use a "
+                    "photo with a visible face, connect landmarks, or set on_no_face to 'pass_through'.")
+            out, smap, mask, note = _pass_through(image)
+        else:
+            out, smap, mask, note = _correct_one(networks, image, face.points, crop_size, device, dtype)
+        outs.append(out)
+        maps.append(smap)
+        masks.append(mask)
+        notes.append(note)
+        progress.step(preview=out.permute(0, 2, 3, 1)[..., :3])
     return LearnedResult(torch.cat(outs).permute(0, 2, 3, 1).clamp(0, 1), torch.stack(maps), torch.stack(masks),
                          notes)
 

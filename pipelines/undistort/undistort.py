@@ -19,10 +19,15 @@ from ..common.progress import Progress, no_progress
 from .depth import face_polygon_mask, landmark_rho, rho_field_from_depth, rho_field_from_landmarks
 from .geometry import DEFAULT_FAR_M, DEFAULT_FOV_DEG, near_camera
 from .landmarks import MIN_FACE_PX, interocular_px, pick_face
-from .warp import backward_map_from_rho, forward_points, identity_map, remap
+from .warp import backward_map_from_rho, forward_points, identity_map, remap, smooth_folds
 
 
 SOLVE_SIDE = 128
+# det J of the backward map outside [MIN, MAX]: a fold-over (<= 0), a streak (one source pixel smeared
+# over more than 1 / MIN output pixels) or a tear (neighbouring output pixels sampling far-apart sources).
+MIN_JACOBIAN_DET = 0.05
+MAX_JACOBIAN_DET = 6.0
+DAMPING = (1.0, 0.85, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)  # fractions of rho tried in turn
 
 
 @dataclass
@@ -79,8 +84,8 @@ def correct_one(image_bchw: torch.Tensor, points: Optional[np.ndarray], settings
         camera = near_camera(interocular_px(points), width, height, settings.distance_m, settings.fov_deg)
     else:
         if settings.distance_m <= 0:
-            raise InputError("With a depth map and no face landmarks, set distance_m (camera to face, metres) "
-                             "so the depth can be scaled.")
+            raise InputError("Face Undistort: with a depth map and no face landmarks, set selfie_distance_m "
+                             "(camera to face, m) so the depth can be scaled.")
         from .geometry import focal_from_fov, NearCamera
 
         camera = NearCamera(focal_from_fov(settings.fov_deg, width, height), ((width - 1) / 2, (height - 1) / 2),
@@ -97,9 +102,9 @@ def correct_one(image_bchw: torch.Tensor, points: Optional[np.ndarray], settings
     else:
         rho = rho_field_from_landmarks(points, landmark_rho(points, camera.focal_px), height, width,
                                        settings.falloff)
-    # Solve the warp on blocks of ~1/128 of the long side and upsample (the warp is smooth).
-    stride = max(1, max(height, width) // SOLVE_SIDE)
-    sampling_map = backward_map_from_rho(rho, camera.center, k, height, width, stride=stride)
+    sampling_map, rho, warp_note = fold_free_map(rho, camera.center, k, height, width)
+    if sampling_map is None:
+        return _pass_through(image_bchw, warp_note)
     corrected = remap(image_bchw, sampling_map)
     # kornia's normalisation is not bit-exact for an identity map; keep untouched pixels exact.
     untouched = (sampling_map == identity_map(height, width)).all(dim=-1)
@@ -108,8 +113,31 @@ def correct_one(image_bchw: torch.Tensor, points: Optional[np.ndarray], settings
         depth_mask if depth_mask is not None else np.zeros((height, width), np.float32))
     out_mask = remap(torch.from_numpy(np.asarray(src_mask, np.float32))[None, None], sampling_map)[0, 0]
     moved = forward_points(points[:, :2], rho, camera.center, k, height, width) if points is not None else None
-    info = FaceCorrection(True, camera.distance_m, camera.focal_px, k, points, moved)
+    note = "; ".join(n for n in (camera.note, warp_note) if n)
+    info = FaceCorrection(True, camera.distance_m, camera.focal_px, k, points, moved, note)
     return corrected, sampling_map, out_mask.clamp(0, 1), info
+
+
+def fold_free_map(rho: np.ndarray, center: tuple, k: float, height: int, width: int):
+    """A backward map for ``rho`` with MIN_JACOBIAN_DET <= det J <= MAX_JACOBIAN_DET everywhere.
+
+    A geometric warp cannot occlude: where a nose side or a cheek moves over what lies behind it,
+    the warp folds over and tears. The displacement is first smoothed just around such pixels; only
+    if that is not enough is the whole correction weakened (DAMPING). Returns (map, rho used, note),
+    or (None, None, note) when even the weakest damping folds.
+    """
+    # Solve the warp on blocks of ~1/128 of the long side and upsample (the warp is smooth).
+    stride = max(1, max(height, width) // SOLVE_SIDE)
+    for damping in DAMPING:
+        raw = backward_map_from_rho(rho * damping, center, k, height, width, stride=stride)
+        sampling_map, smoothed = smooth_folds(raw, MIN_JACOBIAN_DET, MAX_JACOBIAN_DET) if min(height, width) > 1 \
+            else (raw, 0)
+        if sampling_map is not None:
+            notes = [f"correction at {damping:.0%}"] * (damping < 1) + [f"smoothed {smoothed} px"] * (smoothed > 0)
+            note = f"{' and '.join(notes)} to keep the warp free of fold-overs" if notes else ""
+            return sampling_map, rho * damping, note
+    return None, None, (f"the warp folds or tears even at {DAMPING[-1]:.0%} strength; passed through unchanged: "
+                        "set selfie_distance_m to the true distance")
 
 
 def _pass_through(image_bchw, note):
@@ -132,39 +160,45 @@ def undistort_faces(images: torch.Tensor, settings: UndistortSettings = Undistor
     if images.ndim != 4:
         raise InputError(f"Expected an IMAGE [B,H,W,C], got shape {tuple(images.shape)}.")
     batch, height, width = images.shape[:3]
+    check_batches(batch, landmarks=landmarks, depth=depth, depth_mask=depth_mask)
     progress = progress or no_progress(batch)
-    own_detector = None
-    if landmarks is None and (detector is None):
-        if depth is None or settings.distance_m <= 0:
-            own_detector = detector = FaceMeshDetector()
+    if landmarks is None and detector is None and (depth is None or settings.distance_m <= 0):
+        detector = FaceMeshDetector()
     outs, maps, masks, infos = [], [], [], []
-    try:
-        for i in range(batch):
-            faces = _faces_for(i, landmarks, detector, images)
-            face = pick_face(faces, settings.face_index)
-            pts = None if face is None else face.points
-            d_i = _depth_for(depth, i, height, width)
-            if pts is None and d_i is None and settings.on_no_face != "pass_through":
-                raise InputError(
-                    f"No face found in image {i} of the batch ({width}x{height}). Use a photo with a visible "
-                    "face, connect landmarks or a depth map, or set on_no_face to 'pass_through'.")
-            m_i = None if depth_mask is None else depth_mask[min(i, depth_mask.shape[0] - 1)].cpu().numpy()
-            img = images[i:i + 1, ..., :3].permute(0, 3, 1, 2).float().cpu()
-            out, smap, mask, info = correct_one(img, pts, settings, d_i, m_i)
-            outs.append(out)
-            maps.append(smap)
-            masks.append(mask)
-            infos.append(info)
-            progress.step()
-    finally:
-        if own_detector is not None:
-            own_detector.close()
+    for i in range(batch):
+        faces = _faces_for(i, landmarks, detector, images)
+        face = pick_face(faces, settings.face_index)
+        pts = None if face is None else face.points
+        d_i = _depth_for(depth, i, height, width)
+        if pts is None and d_i is None and settings.on_no_face != "pass_through":
+            raise InputError(
+                f"No face found in image {i} of the batch ({width}x{height}). Use a photo with a visible "
+                "face, connect landmarks or a depth map, or set on_no_face to 'pass_through'.")
+        m_i = None if depth_mask is None else depth_mask[min(i, depth_mask.shape[0] - 1)].cpu().numpy()
+        img = images[i:i + 1, ..., :3].permute(0, 3, 1, 2).float().cpu()
+        out, smap, mask, info = correct_one(img, pts, settings, d_i, m_i)
+        outs.append(out)
+        maps.append(smap)
+        masks.append(mask)
+        infos.append(info)
+        progress.step()
     result = torch.cat(outs).clamp(0, 1).permute(0, 2, 3, 1)
     if images.shape[-1] > 3:  # keep an alpha channel, warped the same way
         alpha = torch.cat([remap(images[i:i + 1, ..., 3:].permute(0, 3, 1, 2).float().cpu(), maps[i])
                            for i in range(batch)]).permute(0, 2, 3, 1)
         result = torch.cat([result, alpha], dim=-1)
     return UndistortResult(result, torch.stack(maps), torch.stack(masks), infos)
+
+
+def check_batches(batch: int, **inputs) -> None:
+    """Per-image inputs (landmarks, depth maps, masks) have one entry per image, or one shared by all."""
+    for name, value in inputs.items():
+        if value is None:
+            continue
+        count = len(value) if isinstance(value, (list, tuple)) else int(value.shape[0])
+        if count not in (1, batch):
+            raise InputError(f"Face Undistort: '{name}' has a batch of {count} but 'image' has {batch}; give one "
+                             "per image, or a batch of 1 to use the same for every image.")
 
 
 def _faces_for(i, landmarks, detector, images) -> list:
@@ -198,7 +232,4 @@ def detect_landmarks(images: torch.Tensor, max_faces: int = 5) -> list:
     from ..common.images import image_to_uint8
 
     detector = FaceMeshDetector(max_faces=max_faces)
-    try:
-        return [[f.points for f in detector.detect(rgb)] for rgb in image_to_uint8(images)]
-    finally:
-        detector.close()
+    return [[f.points for f in detector.detect(rgb)] for rgb in image_to_uint8(images)]

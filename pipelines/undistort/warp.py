@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..common.errors import InputError
 from .geometry import radial_scale
 
 BISECTION_STEPS = 10  # the bracket is ~30 % of the radius: 10 halvings reach ~0.1 px at r = 300 px
@@ -50,8 +51,10 @@ def backward_map_from_rho(rho_field: np.ndarray, center: tuple, k: float, height
     disp = torch.zeros(h_s, w_s, 2)
     disp[y0:y1, x0:x1] = src - q
     if stride > 1:
-        disp = F.interpolate(disp.permute(2, 0, 1)[None], size=(height, width), mode="bilinear",
-                             align_corners=False)[0].permute(1, 2, 0)
+        # Upsample by exactly ``stride`` (block centres land on their pixels), then cut to the image: sizing
+        # straight to (height, width) would stretch the blocks when the image is not a multiple of stride.
+        disp = F.interpolate(disp.permute(2, 0, 1)[None], size=(h_s * stride, w_s * stride), mode="bilinear",
+                             align_corners=False)[0].permute(1, 2, 0)[:height, :width]
     return identity_map(height, width) + disp
 
 
@@ -99,6 +102,62 @@ def _support_box(rho_field: np.ndarray, center: tuple, k: float, height: int, wi
             int(min(np.ceil(bx1 + grow), width)), int(min(np.ceil(by1 + grow), height)))
 
 
+def jacobian_det(sampling_map: torch.Tensor) -> torch.Tensor:
+    """det of d(source)/d(output) per pixel [H-1, W-1], by forward differences of a map [H, W, 2].
+
+    1 for the identity; <= 0 where the warp folds over (and tears beside it); near 0 where one
+    source pixel is smeared over many output pixels (a streak).
+    """
+    dx = sampling_map[:-1, 1:] - sampling_map[:-1, :-1]
+    dy = sampling_map[1:, :-1] - sampling_map[:-1, :-1]
+    return dx[..., 0] * dy[..., 1] - dx[..., 1] * dy[..., 0]
+
+
+def smooth_folds(sampling_map: torch.Tensor, min_det: float, max_det: float, rounds: int = 12,
+                 radius: int = 3) -> tuple:
+    """Smooth the displacement only around pixels whose det J leaves [min_det, max_det].
+
+    A fold is a small, sharp feature (a nose side or a cheek running over what lies behind it), so
+    blurring the displacement just there removes it and leaves the rest of the warp exact.
+    Returns (map, number of pixels changed) when every det is in range after at most ``rounds``
+    blurs, else (None, 0).
+    """
+    bad = _out_of_range(sampling_map, min_det, max_det)
+    if not bad.any():
+        return sampling_map, 0
+    # Work on the box around the bad pixels, grown by as far as the smoothing can spread.
+    height, width = sampling_map.shape[:2]
+    ys, xs = torch.nonzero(bad, as_tuple=True)
+    grow = (rounds + 1) * radius + 2
+    y0, y1 = max(int(ys.min()) - grow, 0), min(int(ys.max()) + 1 + grow, height)
+    x0, x1 = max(int(xs.min()) - grow, 0), min(int(xs.max()) + 1 + grow, width)
+    ident = identity_map(y1 - y0, x1 - x0)
+    disp = (sampling_map[y0:y1, x0:x1] - ident - torch.tensor([x0, y0], dtype=sampling_map.dtype))
+    disp = disp.permute(2, 0, 1)[None]
+    kernel = torch.ones(2, 1, 2 * radius + 1, 2 * radius + 1) / (2 * radius + 1) ** 2
+    changed = torch.zeros(y1 - y0, x1 - x0, dtype=torch.bool)
+    for _ in range(rounds):
+        bad = F.pad(_out_of_range(ident + disp[0].permute(1, 2, 0), min_det, max_det).float()[None, None],
+                    (0, 1, 0, 1))
+        if not bad.any():
+            break
+        near = F.max_pool2d(bad, 2 * radius + 1, stride=1, padding=radius) > 0
+        blurred = F.conv2d(F.pad(disp, (radius,) * 4, mode="replicate"), kernel, groups=2)
+        disp = torch.where(near, blurred, disp)
+        changed |= near[0, 0]
+    region = ident + torch.tensor([x0, y0], dtype=sampling_map.dtype) + disp[0].permute(1, 2, 0)
+    if _out_of_range(region, min_det, max_det).any():
+        return None, 0
+    out = sampling_map.clone()
+    out[y0:y1, x0:x1] = region
+    return out, int(changed.sum())
+
+
+def _out_of_range(sampling_map: torch.Tensor, min_det: float, max_det: float) -> torch.Tensor:
+    det = jacobian_det(sampling_map)
+    return (det < min_det) | (det > max_det)
+
+
 def forward_points(points_xy: np.ndarray, rho_field: np.ndarray, center: tuple, k: float,
                    height: int, width: int) -> np.ndarray:
     """Where source points [N, 2] land in the output under the same field."""
@@ -136,3 +195,18 @@ def remap(images_bchw: torch.Tensor, sampling_map: torch.Tensor, mode: str = "bi
     m = m.to(images_bchw.device, images_bchw.dtype).expand(b, *m.shape[1:]) if m.shape[0] == 1 else m.to(
         images_bchw.device, images_bchw.dtype)
     return kornia_remap(images_bchw, m[..., 0], m[..., 1], mode=mode, padding_mode="border", align_corners=True)
+
+
+def apply_flow(x_bchw: torch.Tensor, sampling_maps: torch.Tensor, what: str) -> torch.Tensor:
+    """Warp [B, C, H, W] with Face Undistort's maps [N, H, W, 2]: map i warps image i, and a flow of one
+    image warps every image; any other batch pairing is refused (it used to reuse map 0 silently)."""
+    batch, count = x_bchw.shape[0], sampling_maps.shape[0]
+    height, width = sampling_maps.shape[1:3]
+    if tuple(x_bchw.shape[-2:]) != (height, width):
+        raise InputError(f"Apply Face Flow: the 'flow' is for {width}x{height} images but '{what}' is "
+                         f"{x_bchw.shape[-1]}x{x_bchw.shape[-2]}; resize it to the undistorted image's size.")
+    if count not in (1, batch):
+        raise InputError(f"Apply Face Flow: the 'flow' holds {count} warps (one per undistorted image) but "
+                         f"'{what}' has a batch of {batch}; connect as many images as were undistorted, or a "
+                         "flow of one image to warp every image the same way.")
+    return remap(x_bchw, sampling_maps)

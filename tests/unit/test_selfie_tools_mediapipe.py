@@ -81,8 +81,8 @@ def test_person_pose_parts_and_openpose_json(astronaut):
 def test_regions_face_hands_and_shoes_fallback(astronaut, coffee):
     x0, y0, x1, y1 = regions.region_box("face", astronaut)
     assert 150 < x0 < x1 < 300 and 50 < y0 < y1 < 200
-    shoes = regions.region_box("shoes", astronaut)  # no feet visible: lowest part of the person mask
-    assert shoes[3] > 400
+    with pytest.raises(InputError, match="shoes are not in the image"):  # he runs off the bottom edge
+        regions.region_box("shoes", astronaut)
     with pytest.raises(InputError, match="needs a MASK"):
         regions.region_box("mask", astronaut)
     with pytest.raises(InputError):
@@ -155,3 +155,75 @@ def test_no_person_gives_empty_pose_not_an_error(coffee):
     assert person.coarse_parts(found).max() == 0
     entry = openpose_json([], *coffee.shape[1::-1])
     assert entry["people"] == [] and render_openpose(entry).max() == 0
+
+
+def _grace_hopper():
+    import matplotlib.cbook as cbook
+    from PIL import Image
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        return np.asarray(Image.open(f).convert("RGB"))
+
+
+@pytest.mark.parametrize("name", ["chelsea", "coffee"])
+def test_no_person_means_an_empty_mask_and_a_warning(name):
+    """mediapipe's segmentation alone marks 91 % of the cat and 23 % of the coffee photo as a person."""
+    from skimage import data
+
+    rgb = getattr(data, name)()
+    found = person.detect_person(rgb)
+    assert not found.found and found.mask.shape == rgb.shape[:2] and found.mask.max() == 0
+    assert "no person found" in found.summary() and "empty" in found.summary()
+    with pytest.raises(InputError, match="No person"):
+        regions.region_box("shoes", rgb)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
+def test_real_people_keep_their_mask(name):
+    from skimage import data
+
+    rgb = data.astronaut() if name == "astronaut" else _grace_hopper()
+    found = person.detect_person(rgb)
+    share = (found.mask > 0.5).mean()
+    assert found.found and 0.3 < share < 0.75
+    assert f"{share:.0%}" in found.summary()
+    # the mask sits on the person: the nose keypoint is inside it
+    nose_x, nose_y = found.landmarks[0, :2].astype(int)
+    assert found.mask[nose_y, nose_x] > 0.5
+
+
+def test_the_closeup_mask_is_unconfirmed_segmentation(astronaut):
+    """What only the ranking's close-up fallback uses: it marks the head and, wrongly, the cat too."""
+    from skimage import data
+
+    assert (person.closeup_mask(astronaut[60:260, 130:330]) > 0.5).mean() > 0.3
+    assert (person.closeup_mask(data.chelsea()) > 0.5).mean() > 0.5
+
+
+def test_shoes_of_a_person_who_ends_inside_the_frame_use_the_lowest_part_of_the_mask(astronaut):
+    """Feet hidden from the pose model but the whole person in the picture: the mask's lowest strip."""
+    import cv2
+
+    small = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    canvas = np.full((512, 512, 3), 235, np.uint8)
+    canvas[64:320, 128:384] = small  # the person now ends at row 320, far above the bottom edge
+    found = person.detect_person(canvas)
+    assert found.found
+    x0, y0, x1, y1 = regions.region_box("shoes", canvas)
+    rows = np.nonzero(found.mask > 0.5)[0]
+    assert y1 == rows.max() + 1 and y0 > rows.min() and 128 <= x0 < x1 <= 384
+
+
+def test_region_boxes_are_clipped_to_the_image():
+    assert regions.clip_box((-50, 10, 30, 700), 600, 512) == (0.0, 10.0, 30.0, 600.0)
+    assert regions.clip_box((100, 601, 200, 900), 600, 512) is None  # wholly below the frame
+    assert regions.clip_box((510, 10, 600, 20), 600, 512) is None  # 2 px inside: not visible
+
+
+def test_feet_below_the_frame_are_refused_not_cropped(full_body):
+    """The full-body photo cut above the ankles: its feet keypoints are predicted below the border."""
+    found = person.detect_person(full_body)
+    cut = np.ascontiguousarray(full_body[:int(found.landmarks[25:27, 1].mean())])  # cut at the knees
+    assert person.detect_person(cut).found
+    with pytest.raises(InputError, match="shoes are not in the image"):
+        regions.region_box("shoes", cut)

@@ -171,8 +171,8 @@ def test_depth_map_input_matches_the_mesh_path(astronaut, astronaut_face):
 def test_missing_mediapipe_says_what_to_install(monkeypatch):
     from pipelines.undistort.landmarks import FaceMeshDetector
 
-    monkeypatch.setitem(sys.modules, "mediapipe.python", None)
-    with pytest.raises(InputError, match="mediapipe 0.10.21"):
+    monkeypatch.setitem(sys.modules, "mediapipe", None)
+    with pytest.raises(InputError, match="mediapipe==0.10.21"):
         FaceMeshDetector()
 
 
