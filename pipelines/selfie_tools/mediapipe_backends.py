@@ -16,6 +16,7 @@ when it imports, else tasks. Every graph's ``process(rgb)`` returns the same pla
 import os
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -38,7 +39,7 @@ TASK_MODELS = {
 FACE_DETECTOR_FILE = "blaze_face_short_range.tflite"
 _BUNDLED_FACE_DETECTOR = "face_detector.tflite"
 
-_model_dirs: Callable[[], list] = lambda: []
+_model_dirs: Callable[[], list] = list
 
 
 def set_model_dirs(provider: Callable[[], list]) -> None:
@@ -238,7 +239,7 @@ def tasks_graph(kind: str, confidence: float, max_faces: int = 1):
     if kind == "face_detection":
         standalone = [os.path.join(d, FACE_DETECTOR_FILE) for d in _model_dirs()]
         standalone = [p for p in standalone if os.path.isfile(p)]
-        model = (open(standalone[0], "rb").read() if standalone
+        model = (Path(standalone[0]).read_bytes() if standalone
                  else _bundled_face_detector(find_model("face_landmarker")))
         options = vision.FaceDetectorOptions(base_options=BaseOptions(model_asset_buffer=model),
                                              running_mode=image_mode, min_detection_confidence=confidence)
