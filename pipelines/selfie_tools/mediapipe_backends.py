@@ -212,15 +212,21 @@ def pose_from_task_result(result) -> PoseOutput:
     landmarks = _points(result.pose_landmarks[0], ("x", "y", "z", "visibility"))
     world = _points(result.pose_world_landmarks[0]) if result.pose_world_landmarks else None
     masks = result.segmentation_masks
-    return PoseOutput(landmarks, world, masks[0].numpy_view().astype(np.float32) if masks else None)
+    return PoseOutput(landmarks, world, _mask_array(masks[0]) if masks else None)
 
 
 def person_mask_from_confidence_masks(masks) -> Optional[np.ndarray]:
     """selfie_segmenter gives one mask (person); selfie_multiclass gives one per class, 0 = background."""
     if not masks:
         return None
-    first = masks[0].numpy_view().astype(np.float32)
+    first = _mask_array(masks[0])
     return first if len(masks) == 1 else 1.0 - first
+
+
+def _mask_array(image) -> np.ndarray:
+    """A float mask image as [H, W] float32: mediapipe 0.10.x views it as [H, W], 1.x as [H, W, 1]."""
+    view = image.numpy_view()
+    return np.asarray(view, dtype=np.float32).reshape(view.shape[:2])
 
 
 def _bundled_face_detector(bundle_path: str) -> bytes:

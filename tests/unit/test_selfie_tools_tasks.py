@@ -208,12 +208,21 @@ def test_tasks_face_mesh_gives_the_same_pixels_as_solutions(monkeypatch, tmp_pat
     assert stub.options.base_options.model_asset_path == str(tmp_path / "face_landmarker.task")
 
 
-def test_multiclass_segmenter_person_is_everything_but_background():
-    import mediapipe as mp
+class _MaskImage:
+    """A confidence mask as mediapipe 1.x returns it: numpy_view() is [H, W, 1] (0.10.x: [H, W])."""
 
+    def __init__(self, mask):
+        self._view = mask[..., None]
+
+    def numpy_view(self):
+        return self._view
+
+
+def test_multiclass_segmenter_person_is_everything_but_background():
     background = np.array([[0.9, 0.2], [0.0, 0.5]], np.float32)
     hair = np.array([[0.1, 0.3], [0.4, 0.5]], np.float32)
-    masks = [mp.Image(image_format=mp.ImageFormat.VEC32F1, data=m) for m in (background, hair)]
+    masks = [_MaskImage(m) for m in (background, hair)]
     assert np.allclose(backends.person_mask_from_confidence_masks(masks), [[0.1, 0.8], [1.0, 0.5]])
+    assert backends.person_mask_from_confidence_masks(masks).shape == (2, 2)
     assert np.allclose(backends.person_mask_from_confidence_masks(masks[1:]), hair)  # selfie_segmenter: person
     assert backends.person_mask_from_confidence_masks([]) is None
