@@ -18,6 +18,9 @@ PACK_FOLDERS = {
     "recompose_aligntok": "recompose/aligntok",
 }
 WEIGHT_EXTENSIONS = {".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".tar", ".json", ".yaml"}
+# mediapipe's Tasks model files (face_landmarker.task, ...), as Google publishes them, in models/mediapipe/.
+MEDIAPIPE_FOLDER = "mediapipe"
+MEDIAPIPE_EXTENSIONS = {".task", ".tflite"}
 
 
 def register_model_folders() -> None:
@@ -26,6 +29,17 @@ def register_model_folders() -> None:
         folder_paths.add_model_folder_path(name, path, is_default=True)
         _, exts = folder_paths.folder_names_and_paths[name]
         exts.update(WEIGHT_EXTENSIONS)
+    register_mediapipe_folder()
+
+
+def register_mediapipe_folder() -> None:
+    from ..pipelines.selfie_tools.mediapipe_backends import set_model_dirs
+
+    folder_paths.add_model_folder_path(MEDIAPIPE_FOLDER, os.path.join(folder_paths.models_dir, "mediapipe"),
+                                       is_default=True)
+    folder_paths.folder_names_and_paths[MEDIAPIPE_FOLDER][1].update(MEDIAPIPE_EXTENSIONS)
+    # Looked up at each build, so paths added later (extra_model_paths.yaml) count too.
+    set_model_dirs(lambda: folder_paths.get_folder_paths(MEDIAPIPE_FOLDER))
 
 
 def folder_path_for(name: str) -> str:

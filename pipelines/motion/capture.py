@@ -32,11 +32,9 @@ def _detect(rgb: np.ndarray):
     from ..selfie_tools import mediapipe_runtime as mpr
 
     result = mpr.run(mpr.pose(), rgb)
-    if result.pose_landmarks is None or result.pose_world_landmarks is None:
+    if result.landmarks is None or result.world is None:
         return None
-    image = np.array([[p.x, p.y, p.z, p.visibility] for p in result.pose_landmarks.landmark])
-    world = np.array([[p.x, p.y, p.z] for p in result.pose_world_landmarks.landmark])
-    return image, world
+    return result.landmarks, result.world
 
 
 def _fill_missing(found: list) -> tuple:

@@ -24,15 +24,14 @@ def detect_faces(rgb: np.ndarray, max_faces: int = 4) -> list:
 
     The pack's one face finder: every face node calls it, so they all find the same faces."""
     height, width = rgb.shape[:2]
-    result = mpr.run(mpr.face_mesh(max_faces), rgb)
-    faces = [_to_pixels(f.landmark, width, height) for f in (result.multi_face_landmarks or [])]
+    faces = [_to_pixels(f, width, height) for f in mpr.run(mpr.face_mesh(max_faces), rgb)]
     if not faces:
         faces = _faces_via_detector(rgb, max_faces)
     return faces
 
 
-def _to_pixels(landmarks, width: int, height: int, offset=(0.0, 0.0), scale: float = 1.0) -> np.ndarray:
-    arr = np.array([[p.x, p.y, p.z] for p in landmarks], dtype=np.float64)
+def _to_pixels(normalised: np.ndarray, width: int, height: int, offset=(0.0, 0.0), scale: float = 1.0) -> np.ndarray:
+    arr = np.array(normalised, dtype=np.float64)
     # z shares x's normalisation (mediapipe docs), so it scales with the width.
     arr[:, 0] = arr[:, 0] * width * scale + offset[0]
     arr[:, 1] = arr[:, 1] * height * scale + offset[1]
@@ -49,9 +48,9 @@ def _faces_via_detector(rgb: np.ndarray, max_faces: int) -> list:
         x0, y0 = cx - side / 2, cy - side / 2
         crop = _crop_square(rgb, x0, y0, side)
         crop = resize_uint8(crop, CROP_SIZE, CROP_SIZE)
-        found = mpr.run(mpr.face_mesh(1), crop).multi_face_landmarks
+        found = mpr.run(mpr.face_mesh(1), crop)
         if found:
-            faces.append(_to_pixels(found[0].landmark, CROP_SIZE, CROP_SIZE, (x0, y0), side / CROP_SIZE))
+            faces.append(_to_pixels(found[0], CROP_SIZE, CROP_SIZE, (x0, y0), side / CROP_SIZE))
     return faces
 
 
@@ -74,10 +73,9 @@ def _face_boxes(rgb: np.ndarray) -> list:
 def _detect_boxes(rgb: np.ndarray, x0: int, y0: int) -> list:
     height, width = rgb.shape[:2]
     out = []
-    for det in mpr.run(mpr.face_detection(), rgb).detections or []:
-        box = det.location_data.relative_bounding_box
-        cx, cy = x0 + (box.xmin + box.width / 2) * width, y0 + (box.ymin + box.height / 2) * height
-        out.append((cx, cy, max(box.width * width, box.height * height), float(det.score[0])))
+    for xmin, ymin, box_w, box_h, score in mpr.run(mpr.face_detection(), rgb):
+        cx, cy = x0 + (xmin + box_w / 2) * width, y0 + (ymin + box_h / 2) * height
+        out.append((cx, cy, max(box_w * width, box_h * height), score))
     return out
 
 

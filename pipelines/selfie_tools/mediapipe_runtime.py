@@ -1,15 +1,17 @@
-"""Lazy access to mediapipe's offline "solutions" (face mesh, face detection, pose, selfie segmentation).
+"""Lazy access to mediapipe's face mesh, face detection, pose and selfie segmentation.
 
 mediapipe is optional: it has no wheel for every Python, and versions >= 0.10.30 dropped
-``solutions`` (they download models). Everything that needs it goes through ``solutions()``,
-which raises an InputError saying what to install instead of an ImportError deep inside a node.
+``solutions`` for the Tasks API, whose model files the user places in models/mediapipe
+(``mediapipe_backends`` runs either and returns the same results). Everything that needs it goes
+through ``backend()``, which raises an InputError saying what to install instead of an ImportError
+deep inside a node.
 
 Graphs are cached per configuration (building one costs ~0.1 s) behind ``CachedGraph``: a
 mediapipe graph that fails once answers every later call with "Graph has errors", so a failed
 graph is closed and dropped, and the next call builds a fresh one. Images are checked before
 they reach mediapipe (an empty or 1-pixel image is what makes its ROI check fail).
 
-The face-detector configuration lives here once; every face node of the pack finds faces through
+The detector configuration lives once (here and in ``mediapipe_backends``); every face node of the pack finds faces through
 ``facemesh.detect_faces``, which uses only these graphs.
 """
 import functools
@@ -17,22 +19,15 @@ import threading
 
 from ..common.errors import InputError
 from ..common.install import MEDIAPIPE_INSTALL
+from . import mediapipe_backends as backends
 
 _LOCK = threading.Lock()  # mediapipe graphs are not re-entrant
 MIN_SIDE = 16  # px; nothing mediapipe can find (a ~20 px face, a person) fits in less
 DETECTION_CONFIDENCE = 0.5
 
-
-def solutions():
-    try:
-        import mediapipe as mp
-        return mp.solutions
-    except Exception as exc:  # ImportError, or AttributeError on mediapipe >= 0.10.30
-        raise InputError(
-            f"This node needs mediapipe with its offline 'solutions' models ({MEDIAPIPE_INSTALL}). "
-            f"It could not be imported: {type(exc).__name__}: {exc}. Alternatively connect "
-            "landmarks, a depth map or masks from other nodes."
-        ) from exc
+INSTALL_HINT = (f"{MEDIAPIPE_INSTALL} (mediapipe 0.10.21 has wheels for Python 3.9-3.12); on Python 3.13 "
+                "'pip install mediapipe' and put its Tasks model files (face_landmarker.task, "
+                "pose_landmarker_full.task, selfie_segmenter.tflite) in models/mediapipe (README, Install)")
 
 
 class CachedGraph:
@@ -68,42 +63,53 @@ def _first_line(exc) -> str:
     return lines[-1].strip()[:200] if lines else type(exc).__name__
 
 
-@functools.lru_cache(maxsize=4)
+def backend() -> str:
+    """'solutions' or 'tasks' (see mediapipe_backends); an InputError saying what to install if neither imports."""
+    try:
+        return backends.choose()
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(
+            f"This node needs mediapipe: {INSTALL_HINT}. It could not be imported: {type(exc).__name__}: {exc}. "
+            "Alternatively connect landmarks, a depth map or masks from other nodes."
+        ) from exc
+
+
 def face_mesh(max_faces: int) -> CachedGraph:
-    return CachedGraph("face mesh", lambda: solutions().face_mesh.FaceMesh(
-        static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
-        min_detection_confidence=DETECTION_CONFIDENCE))
+    return _graph(backend(), "face_mesh", max_faces)
 
 
-@functools.lru_cache(maxsize=1)
 def face_detection() -> CachedGraph:
-    # Full range (model 1): the short-range model misses faces further than ~2 m.
-    return CachedGraph("face detector", lambda: solutions().face_detection.FaceDetection(
-        model_selection=1, min_detection_confidence=DETECTION_CONFIDENCE))
+    return _graph(backend(), "face_detection", 1)
 
 
-@functools.lru_cache(maxsize=1)
 def pose() -> CachedGraph:
-    # model_complexity=1 is the only pose model that ships inside the 0.10.21 wheel.
-    return CachedGraph("pose model", lambda: solutions().pose.Pose(
-        static_image_mode=True, model_complexity=1, enable_segmentation=True,
-        min_detection_confidence=DETECTION_CONFIDENCE))
+    return _graph(backend(), "pose", 1)
 
 
-@functools.lru_cache(maxsize=1)
 def selfie_segmentation() -> CachedGraph:
-    return CachedGraph("selfie segmentation", lambda: solutions().selfie_segmentation.SelfieSegmentation(
-        model_selection=0))
+    return _graph(backend(), "selfie_segmentation", 1)
+
+
+_GRAPH_NAMES = {"face_mesh": "face mesh", "face_detection": "face detector", "pose": "pose model",
+                "selfie_segmentation": "selfie segmentation"}
+
+
+@functools.lru_cache(maxsize=8)
+def _graph(backend_name: str, kind: str, max_faces: int) -> CachedGraph:
+    return CachedGraph(_GRAPH_NAMES[kind],
+                       lambda: backends.build(backend_name, kind, DETECTION_CONFIDENCE, max_faces))
 
 
 def require_for(node: str, image_input: str, height: int, width: int, instead: str) -> None:
     """Before a node runs mediapipe on an image input: mediapipe must import (else say exactly what to
     install, or what to connect ``instead``) and the image must be large enough."""
     try:
-        solutions()
+        backend()
     except InputError as exc:
         raise InputError(f"{node} finds faces and people with mediapipe, which could not be imported "
-                         f"({exc.__cause__.__class__.__name__}). Install it: {MEDIAPIPE_INSTALL}. Or {instead}.") from exc
+                         f"({exc.__cause__.__class__.__name__}). Install it: {INSTALL_HINT}. Or {instead}.") from exc
     require_size(height, width, f"{node}: the '{image_input}' input")
 
 

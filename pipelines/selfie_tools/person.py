@@ -57,10 +57,10 @@ def detect_person(rgb: np.ndarray) -> PersonResult:
     """
     height, width = rgb.shape[:2]
     result = mpr.run(mpr.pose(), rgb)
-    if result.pose_landmarks is None:
+    if result.landmarks is None:
         return PersonResult(np.zeros((height, width), np.float32), None, width, height)
-    lm = np.array([[p.x * width, p.y * height, p.z * width, p.visibility] for p in result.pose_landmarks.landmark])
-    mask = result.segmentation_mask
+    lm = result.landmarks * np.array([width, height, width, 1.0])
+    mask = result.mask
     mask = np.zeros((height, width), np.float32) if mask is None else mask.astype(np.float32)
     return PersonResult(mask, lm, width, height)
 
@@ -68,7 +68,7 @@ def detect_person(rgb: np.ndarray) -> PersonResult:
 def closeup_mask(rgb: np.ndarray) -> np.ndarray:
     """Selfie segmentation without a pose [H, W] 0..1: for close-up selfies the pose model cannot parse.
     Unconfirmed (it also fires on animals and objects), so only the ranking's label sets use it."""
-    seg = mpr.run(mpr.selfie_segmentation(), rgb).segmentation_mask
+    seg = mpr.run(mpr.selfie_segmentation(), rgb)
     return np.zeros(rgb.shape[:2], np.float32) if seg is None else seg.astype(np.float32)
 
 

@@ -54,9 +54,9 @@ class FaceMeshDetector:
     Undistort find exactly the faces Face Align Crop and Crop Region find."""
 
     def __init__(self, max_faces: int = 5):
-        from ..selfie_tools.mediapipe_runtime import solutions
+        from ..selfie_tools.mediapipe_runtime import backend
 
-        solutions()  # say what to install now, not at the first image
+        backend()  # say what to install now, not at the first image
         self.max_faces = max_faces
 
     def detect(self, rgb: np.ndarray) -> list:

@@ -152,4 +152,4 @@ def test_missing_mediapipe_is_a_clear_input_error(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "mediapipe", None)  # makes `import mediapipe` fail
     with pytest.raises(InputError, match="mediapipe==0.10.21"):
-        mediapipe_runtime.solutions()
+        mediapipe_runtime.backend()
