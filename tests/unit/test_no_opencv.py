@@ -67,8 +67,9 @@ def run(workflow):
                 kwargs[inp.id] = linked[inp.id]
             elif inp.get_io_type() in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO") and values:
                 kwargs[inp.id] = values.pop(0)
-                if getattr(inp, "control_after_generate", False):
-                    values.pop(0)
+                control = getattr(inp, "control_after_generate", None)  # the frontend's rule, as in
+                if control or (control is None and inp.get_io_type() == "INT" and inp.id in ("seed", "noise_seed")):
+                    values.pop(0)  # scripts/harness/workflow.has_value_control
         results[node["id"]] = cls.execute(**kwargs).args
         ran.append(node["type"])
     return ran
