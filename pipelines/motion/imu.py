@@ -78,12 +78,14 @@ def _find_columns(header: list) -> dict:
 
 
 def _parse_datetime(v: str) -> float:
-    """Seconds since the epoch of an ISO-like date ("2019-03-06 13:41:47.862 +0100")."""
-    v = v.strip()
-    m = re.match(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s*(Z|[+-]\d{2}:?\d{2})?$", v)
+    """Seconds since the epoch of an ISO-like date ("2019-03-06 13:41:47.862 +0100"); NaN if it is none."""
+    m = re.match(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s*(Z|[+-]\d{2}:?\d{2})?$", v.strip())
     if not m:
-        raise InputError(f"Cannot read the IMU time value {v!r}: expected seconds or an ISO date-time.")
-    t = np.datetime64(f"{m.group(1)}T{m.group(2)[:15]}").astype("datetime64[us]").astype(np.int64) / 1e6
+        return np.nan
+    try:
+        t = np.datetime64(f"{m.group(1)}T{m.group(2)[:15]}").astype("datetime64[us]").astype(np.int64) / 1e6
+    except ValueError:  # a date-shaped cell that is no date (month 13)
+        return np.nan
     tz = m.group(3)
     if tz and tz != "Z":
         sign = 1 if tz[0] == "+" else -1
@@ -91,25 +93,25 @@ def _parse_datetime(v: str) -> float:
     return t
 
 
-def _parse_time(values: list) -> np.ndarray:
-    try:
-        t = np.array([float(v) if v.strip() else np.nan for v in values])
-    except ValueError:  # ISO date strings (SensorLog's loggingTime)
-        t = np.array([_parse_datetime(v) if v.strip() else np.nan for v in values])
-    t = t - np.nanmin(t)
+def time_seconds(values: list) -> np.ndarray:
+    """A time column in seconds (not shifted to 0), NaN for each unreadable cell: numbers or
+    ISO date-times (SensorLog's loggingTime), whichever most cells are."""
+    numbers = np.array([_to_float(v) for v in values])
+    if np.isfinite(numbers).sum() * 2 < len(values):
+        dates = np.array([_parse_datetime(v) for v in values])
+        if np.isfinite(dates).sum() > np.isfinite(numbers).sum():
+            return dates
+    if not np.isfinite(numbers).any():
+        raise InputError(f"Cannot read any IMU time value (first: {values[0]!r}): expected seconds, "
+                         "milliseconds, nanoseconds or ISO date-times in the time column.")
     # The unit follows from the sampling interval (phones log at 10-500 Hz): seconds,
     # milliseconds (Android/most loggers' "timestamp"), microseconds or nanoseconds
     # (Sensor Logger's "time").
-    steps = np.diff(np.sort(t[np.isfinite(t)]))
+    steps = np.diff(np.sort(numbers[np.isfinite(numbers)]))
     steps = steps[steps > 0]
     dt = float(np.median(steps)) if len(steps) else 0.0
-    if dt > 1e5:
-        t = t / 1e9
-    elif dt > 500:
-        t = t / 1e6
-    elif dt > 0.5:
-        t = t / 1e3
-    return t
+    scale = 1e9 if dt > 1e5 else 1e6 if dt > 500 else 1e3 if dt > 0.5 else 1.0
+    return numbers / scale
 
 
 def read_imu_csv(text: str) -> dict:
@@ -119,7 +121,8 @@ def read_imu_csv(text: str) -> dict:
         raise InputError(f"The IMU CSV has no data rows. Expected {EXPECTED}.")
     cols = _find_columns(rows[0])
     data = rows[1:]
-    out = {"time": _parse_time([r[cols["time"]] if cols["time"] < len(r) else "" for r in data])}
+    t = time_seconds([r[cols["time"]] if cols["time"] < len(r) else "" for r in data])
+    out = {"time": t - np.nanmin(t)}
     for canon, idx in cols.items():
         if canon != "time":
             out[canon] = np.array([_to_float(r[idx]) if idx < len(r) else np.nan for r in data])
@@ -135,7 +138,7 @@ def read_imu_csv(text: str) -> dict:
 def _to_float(v: str) -> float:
     try:
         return float(v)
-    except ValueError:
+    except ValueError:  # also "" and text: the row is dropped
         return np.nan
 
 

@@ -219,3 +219,23 @@ def recording_csv(rec: dict) -> str:
     lines += [f"{t:.4f},{q[i, 0]:.6f},{q[i, 1]:.6f},{q[i, 2]:.6f},{q[i, 3]:.6f},{a[i, 0]:.4f},{a[i, 1]:.4f},{a[i, 2]:.4f}"
               for i, t in enumerate(rec["time"])]
     return "\n".join(lines) + "\n"
+
+
+def sensor_logger_files(rec: dict) -> dict:
+    """The Sensor Logger (Android) export of a phone recording: file name -> CSV text.
+    Orientation at half the accelerometer's rate, as the apps log them on separate clocks."""
+    from scipy.spatial.transform import Rotation
+
+    t, q, acc = rec["time"], rec["quaternion"], rec["user_acceleration"]
+    gravity = Rotation.from_quat(q[:, [1, 2, 3, 0]]).inv().apply([0.0, 0.0, 9.80665])  # world up into the device
+    ns = (1.7e18 + t * 1e9).astype(np.int64)
+    orientation = ["time,seconds_elapsed,qz,qy,qx,qw,roll,pitch,yaw"]
+    orientation += [f"{ns[i]},{t[i]:.4f},{q[i, 3]:.6f},{q[i, 2]:.6f},{q[i, 1]:.6f},{q[i, 0]:.6f},"
+                    f"{rec['roll'][i]:.5f},{rec['pitch'][i]:.5f},{-rec['yaw'][i]:.5f}" for i in range(0, len(t), 2)]
+
+    def xyz(v):
+        return ["time,seconds_elapsed,z,y,x"] + [f"{ns[i]},{t[i]:.4f},{v[i, 2]:.4f},{v[i, 1]:.4f},{v[i, 0]:.4f}"
+                                                 for i in range(len(t))]
+
+    return {"Orientation.csv": "\n".join(orientation) + "\n", "Accelerometer.csv": "\n".join(xyz(acc)) + "\n",
+            "Gravity.csv": "\n".join(xyz(gravity)) + "\n"}

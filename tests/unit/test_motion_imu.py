@@ -141,3 +141,97 @@ def test_zero_velocity_updates_remove_a_bias_and_a_recording_may_end_moving():
     moving = np.stack([np.where((t >= 1) & (t < 2), 1.0, 0.0), np.zeros_like(t)], 1)
     pos = integrate_translation(moving, rate, t < 0.75)
     assert pos[-1, 0] == pytest.approx(2.5, abs=0.03)
+
+
+def _sensor_logger_export(sign=1.0, bad_time_row=None):
+    """Orientation.csv at 50 Hz and Accelerometer.csv / Gravity.csv at 100 Hz starting 0.05 s
+    later, as Sensor Logger writes them (``sign`` -1: an iPhone's inertial-force convention)."""
+    t, cw, _ = _motion()
+    a, d, e, f = np.cos(-cw / 2), np.sin(-cw / 2), np.cos(TILT / 2), np.sin(TILT / 2)
+    orientation = ["time,seconds_elapsed,qz,qy,qx,qw,roll,pitch,yaw"]
+    orientation += [f"{1.7e18 + ti * 1e9:.0f},{ti},{d[i] * e},{d[i] * f},{a[i] * f},{a[i] * e},0,{TILT},{cw[i]}"
+                    for i, ti in enumerate(t)]
+    t_acc = np.arange(0.05, t[-1], 0.01)
+    forward = np.interp(t_acc, t, _motion()[2][:, 1] / np.cos(TILT))
+    rows = ["time,seconds_elapsed,z,y,x"]
+    rows += [f"{1.7e18 + ti * 1e9:.0f},{ti},{-sign * forward[i] * np.sin(TILT)},{sign * forward[i] * np.cos(TILT)},0"
+             for i, ti in enumerate(t_acc)]
+    if bad_time_row is not None:
+        rows[bad_time_row] = "," + "n/a," + rows[bad_time_row].split(",", 2)[2]
+    gravity = ["time,seconds_elapsed,z,y,x"] + [f"0,{ti},{sign * 9.81 * np.cos(TILT)},{sign * 9.81 * np.sin(TILT)},0"
+                                                for ti in t_acc]
+    return {"Orientation.csv": orientation, "Accelerometer.csv": rows, "Gravity.csv": gravity,
+            "Metadata.csv": ["version,device name,platform", "1,phone,android"]}
+
+
+def test_sensor_logger_export_folder_is_joined_by_time(tmp_path):
+    from pipelines.motion.recording import recording_to_trajectory
+
+    for name, lines in _sensor_logger_export().items():
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    traj, notes = recording_to_trajectory(tmp_path, fps=30)
+    _check(traj)
+    assert not any("dropped" in n for n in notes)
+
+
+def test_zipped_iphone_export_with_an_unreadable_time_cell(tmp_path):
+    import zipfile
+
+    from pipelines.motion.recording import recording_to_trajectory
+
+    path = tmp_path / "walk.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, lines in _sensor_logger_export(sign=-1.0, bad_time_row=40).items():
+            z.writestr(f"walk-2024-01-01_12-00-00/{name}", "\n".join(lines) + "\n")
+    traj, notes = recording_to_trajectory(path, fps=30)
+    _check(traj)
+    assert "dropped 1 row(s) with an unreadable time or value" in notes
+    assert any("iPhone export" in n for n in notes)
+
+
+def test_total_acceleration_minus_gravity(tmp_path):
+    from pipelines.motion.recording import recording_to_trajectory
+
+    files = _sensor_logger_export()
+    user = files.pop("Accelerometer.csv")
+    gravity = files["Gravity.csv"]
+    total = [user[0]] + [",".join([u.split(",")[0], u.split(",")[1]] + [
+        str(float(a) + float(b)) for a, b in zip(u.split(",")[2:], g.split(",")[2:])]) for u, g in zip(user[1:], gravity[1:])]
+    files["TotalAcceleration.csv"] = total
+    for name, lines in files.items():
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    traj, notes = recording_to_trajectory(tmp_path, fps=30)
+    _check(traj)
+    assert "user acceleration = TotalAcceleration - Gravity" in notes
+
+
+def test_zip_members_are_matched_by_name_only_and_bombs_refused(tmp_path):
+    import zipfile
+
+    from pipelines.motion.recording import recording_to_trajectory
+
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    path = inside / "odd.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for member, (name, lines) in zip(["../Orientation.csv", "/abs/Accelerometer.csv", "a/../../Gravity.csv",
+                                          "Metadata.csv"], _sensor_logger_export().items()):
+            z.writestr(member, "\n".join(lines) + "\n")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    _check(recording_to_trajectory(path, fps=30)[0])
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing extracted anywhere
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("Orientation.csv", "0" * (8 << 20))  # 8 MB of zeros deflate ~1000x
+    with pytest.raises(InputError, match="refused"):
+        recording_to_trajectory(bomb)
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(InputError, match="Orientation.csv with Accelerometer.csv"):
+        recording_to_trajectory(tmp_path / "nothing")
+
+
+def test_one_unreadable_time_cell_drops_its_row():
+    rows = ["seconds_elapsed,yaw,ax,ay,az"] + [f"{i / 20},0.1,0,0,0" for i in range(60)]
+    rows[30] = "12:0x,0.1,0,0,0"
+    traj, notes = imu_to_trajectory("\n".join(rows), fps=20)
+    assert "dropped 1 row(s) with missing or non-numeric values" in notes and abs(traj.duration_s - 3.0) < 0.1
