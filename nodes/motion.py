@@ -119,12 +119,15 @@ class RecomposeMotionDatabase(io.ComfyNode):
         from ..pipelines.motion.retrieval import MotionIndex
 
         if database == BUILT_IN:
-            db = MotionDatabase.synthetic(synthetic_clips, seed=seed, size=size)
+            bar = progress(2 * synthetic_clips)  # clips, then their features; every step a cancel point
+            db = MotionDatabase.synthetic(synthetic_clips, seed=seed, size=size, progress=bar)
         else:
             roots = [os.path.join(r, database) for r in folder_paths.get_folder_paths("recompose_motion")]
             folder = next((r for r in roots if os.path.isdir(r)), roots[0])
-            db = MotionDatabase.load(folder)
-        index = MotionIndex([c.trajectory for c in db.clips], [c.name for c in db.clips])
+            count = sum(f.endswith(".json") for f in os.listdir(folder)) if os.path.isdir(folder) else 0
+            bar = progress(2 * count)
+            db = MotionDatabase.load(folder, progress=bar)
+        index = MotionIndex([c.trajectory for c in db.clips], [c.name for c in db.clips], progress=bar)
         return io.NodeOutput((db, index))
 
 
