@@ -94,6 +94,18 @@ def test_lower_bound_of_a_constant_motion(hand_features):
     assert bound[0] == pytest.approx(np.sqrt(8.0) + 0.5 * np.sqrt(90.0), abs=1e-5)
 
 
+def test_lower_bound_box_reaches_the_band_edge(hand_features):
+    # Window 4 on 20 samples: dtaidistance pairs |i - j| <= 3, so the bound widens each even
+    # row 2b's box to the sample pairs b - 2 .. b + 2 (samples 2b - 4 .. 2b + 5). A (1, 0) spike
+    # at sample 12 of a (0, 1) series enters the boxes of rows 8, 10, 12, 14, 16; the other five
+    # even rows are sqrt(2) from their box: bound sqrt(5 * 2).
+    spike = _const([0, 1])
+    spike[12] = [1, 0]
+    index = MotionIndex([HandFeatures(spike, _const([0, 0]))], ["c"])
+    bound = index.lower_bounds(_const([1, 0]), _const([0, 0]), window=4, alpha=0.1)
+    assert bound[0] == pytest.approx(np.sqrt(10.0), abs=1e-6)
+
+
 def test_lower_bounds_never_exceed_the_distance():
     from pipelines.motion.synthetic import motion_trajectory, noisy_query
 
