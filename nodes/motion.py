@@ -22,10 +22,14 @@ BUILT_IN = "built-in synthetic"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-def _input_csvs() -> list:
+def _input_recordings() -> list:
+    """CSV and zip files, and sensor-logger export folders, in ComfyUI's input folder."""
+    from ..pipelines.motion.recording import is_export_folder
+
     folder = folder_paths.get_input_directory()
-    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(".csv")) if os.path.isdir(folder) else []
-    return names or ["(put a .csv recording into ComfyUI's input folder)"]
+    entries = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    names = [f for f in entries if f.lower().endswith((".csv", ".zip")) or is_export_folder(os.path.join(folder, f))]
+    return names or ["(put a .csv, .zip or export folder of a recording into ComfyUI's input folder)"]
 
 
 def _database_folders() -> list:
@@ -50,13 +54,15 @@ class RecomposeLoadIMU(io.ComfyNode):
             node_id="RecomposeLoadIMU",
             display_name="Load IMU Recording",
             category=CATEGORY,
-            description="Reads a phone motion recording (CSV from sensor-logger apps: time, orientation as "
-                        "quaternion or yaw/pitch/roll, user acceleration) and turns it into the yaw and "
+            description="Reads a phone motion recording (a CSV from sensor-logger apps: time, orientation as "
+                        "quaternion, yaw/pitch/roll or Android azimuth, user acceleration; or a Sensor Logger "
+                        "export folder/zip of per-sensor files, joined by time) and turns it into the yaw and "
                         "ground translation that motion retrieval matches (acceleration low-passed and "
-                        "integrated twice, velocity drift removed, yaw unwrapped).",
+                        "integrated twice, velocity drift removed where the person stands still, yaw unwrapped).",
             inputs=[
-                io.Combo.Input("recording", options=_input_csvs(),
-                               tooltip="A .csv file in ComfyUI's input folder."),
+                io.Combo.Input("recording", options=_input_recordings(),
+                               tooltip="In ComfyUI's input folder: one joined .csv, or a sensor-logger export "
+                                       "(Orientation.csv + Accelerometer.csv ...) as a folder or a .zip."),
                 io.Float.Input("fps", default=30.0, min=5.0, max=240.0, step=1.0,
                                tooltip="Rate the recording is resampled to."),
                 io.Combo.Input("acceleration_unit", options=["auto", "m/s^2", "g"],
@@ -72,13 +78,12 @@ class RecomposeLoadIMU(io.ComfyNode):
 
     @classmethod
     def execute(cls, recording, fps, acceleration_unit, angle_unit) -> io.NodeOutput:
-        from ..pipelines.motion.imu import imu_to_trajectory
+        from ..pipelines.motion.recording import recording_to_trajectory
 
         path = folder_paths.get_annotated_filepath(recording)
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise InputError(f"No recording '{recording}' in ComfyUI's input folder ({folder_paths.get_input_directory()}).")
-        with open(path, encoding="utf-8", errors="replace") as f:
-            traj, notes = imu_to_trajectory(f.read(), fps, acceleration_unit, angle_unit)
+        traj, notes = recording_to_trajectory(path, fps, acceleration_unit, angle_unit)
         report = (f"{recording}: {traj.duration_s:.1f} s, {len(traj)} samples at {fps:g} fps, "
                   f"turned {np.degrees(traj.yaw[-1]):.0f} deg, moved {np.linalg.norm(traj.translation[-1]):.2f} m")
         return io.NodeOutput(traj, "; ".join([report] + notes))
@@ -114,12 +119,15 @@ class RecomposeMotionDatabase(io.ComfyNode):
         from ..pipelines.motion.retrieval import MotionIndex
 
         if database == BUILT_IN:
-            db = MotionDatabase.synthetic(synthetic_clips, seed=seed, size=size)
+            bar = progress(2 * synthetic_clips)  # clips, then their features; every step a cancel point
+            db = MotionDatabase.synthetic(synthetic_clips, seed=seed, size=size, progress=bar)
         else:
             roots = [os.path.join(r, database) for r in folder_paths.get_folder_paths("recompose_motion")]
             folder = next((r for r in roots if os.path.isdir(r)), roots[0])
-            db = MotionDatabase.load(folder)
-        index = MotionIndex([c.trajectory for c in db.clips], [c.name for c in db.clips])
+            count = sum(f.endswith(".json") for f in os.listdir(folder)) if os.path.isdir(folder) else 0
+            bar = progress(2 * count)
+            db = MotionDatabase.load(folder, progress=bar)
+        index = MotionIndex([c.trajectory for c in db.clips], [c.name for c in db.clips], progress=bar)
         return io.NodeOutput((db, index))
 
 

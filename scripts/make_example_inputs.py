@@ -39,13 +39,13 @@ def _china():
 
 
 def _imu_recording() -> str:
-    """A phone recording (Sensor Logger columns) of clip 7 of the built-in motion database,
-    time-warped and noisy like a real one: retrieval should find that clip."""
+    """A simulated phone recording (joined CSV: quaternion + user acceleration) of clip 7 of the
+    built-in motion database, re-timed and noisy like a real one: retrieval should find that clip."""
     from pipelines.motion.database import MotionDatabase
-    from pipelines.motion.synthetic import imu_csv, noisy_query
+    from pipelines.motion.synthetic import phone_recording, recording_csv
 
     clip = MotionDatabase.synthetic(8).clips[7]
-    return imu_csv(noisy_query(clip.trajectory, np.random.default_rng(7)))
+    return recording_csv(phone_recording(clip.trajectory, np.random.default_rng(7)))
 
 
 MAKERS = {

@@ -2,14 +2,12 @@
 
 ComfyUI's frontend shows <name>.jpg for a pack's templates. Each thumbnail shows the example
 photos the workflow loads (scripts/harness/examples.py) under its title, and a recording the
-workflow loads as its walked path (top view, drawn from the recording's heading), so it is made
+workflow loads as its walked path (top view, read by the pack's own IMU code), so it is made
 without running any model and is the same on every machine.
 
     .venv/bin/python scripts/make_thumbnails.py [name ...]
 """
-import csv
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -40,14 +38,12 @@ def example_inputs(workflow: dict) -> list:
 
 
 def walked_path(recording: str, size=(512, 312)) -> Image.Image:
-    """Top view of a recording's walk: unit steps along its heading (the yaw column, radians),
+    """Top view of a recording's walk, as the pack reads it (ground translation from the IMU),
     coloured from blue (start) to orange (end), with a dot at the start."""
-    rows = list(csv.DictReader(recording.splitlines()))
-    x = y = 0.0
-    points = [(x, y)]
-    for row in rows:
-        x, y = x + math.cos(float(row["yaw"])), y + math.sin(float(row["yaw"]))
-        points.append((x, y))
+    from pipelines.motion.imu import imu_to_trajectory
+
+    trajectory, _notes = imu_to_trajectory(recording)
+    points = [(float(x), float(z)) for x, z in trajectory.translation]
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     span = max(max(xs) - min(xs), max(ys) - min(ys), 1e-6)
     scale = 0.8 * min(size) / span

@@ -60,26 +60,48 @@ class MotionDatabase:
         return len(self.clips)
 
     @classmethod
-    def synthetic(cls, count: int = 120, seed: int = 0, fps: float = 30.0, size: int = 512) -> "MotionDatabase":
+    def synthetic(cls, count: int = 120, seed: int = 0, fps: float = 30.0, size: int = 512,
+                  progress=None) -> "MotionDatabase":
+        """``progress`` steps once per clip (a cancel point: thousands of clips take minutes)."""
         clips = []
         for i in range(count):
             c = synthetic_clip(seed * 100_000 + i, fps, size, size)
             clips.append(MotionClip(c["name"], c["trajectory"], c["poses"], c["ground_normal"]))
+            if progress is not None:
+                progress.step()
         return cls(clips, f"built-in synthetic ({count} clips)")
 
     @classmethod
-    def load(cls, folder) -> "MotionDatabase":
+    def load(cls, folder, progress=None) -> "MotionDatabase":
+        """``progress`` steps once per clip file."""
         folder = Path(folder)
         files = sorted(folder.glob("*.json"))
         if not files:
             raise InputError(f"No motion clips (*.json) in {folder}.")
-        return cls([MotionClip.from_json(json.loads(f.read_text()), str(f)) for f in files], str(folder))
+        clips = []
+        for f in files:
+            clips.append(MotionClip.from_json(_read_json(f), str(f)))
+            if progress is not None:
+                progress.step()
+        return cls(clips, str(folder))
 
     def save(self, folder) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for clip in self.clips:
             (folder / f"{clip.name}.json").write_text(json.dumps(clip.to_json()))
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(f"The motion clip {path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}). "
+                         "Fix or delete that file, or rebuild the database with "
+                         "'python -m pipelines.motion.database build'.") from None
+    except UnicodeDecodeError:
+        raise InputError(f"The motion clip {path} is not UTF-8 text; delete it or rebuild the database with "
+                         "'python -m pipelines.motion.database build'.") from None
 
 
 def trajectory_from_poses(poses: list, fps: float, body_height_m: float = 1.7) -> Trajectory:

@@ -8,22 +8,22 @@ close while a full twirl still differs from standing still. Both series are smoo
 (0.15 s) and compared at 10 fps inside a Sakoe-Chiba band of 15 % of the query's length
 (tempo differences up to that much are absorbed; motions that differ only by much
 slower or faster segments stay apart). The DTWs run in
-dtaidistance's C library; candidates are visited in order of a lower bound (the DTW
-path always pairs the two last samples) and exact distances stop once no remaining
-bound can beat the current k-th best.
+dtaidistance's C library; candidates are visited in order of a lower bound (the last
+samples' distance and LB_Keogh) and exact distances stop once no remaining bound can
+beat the current k-th best.
 """
 from dataclasses import dataclass
 
 import numpy as np
 from dtaidistance import dtw_ndim
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, maximum_filter1d, minimum_filter1d
 
 from ..common import InputError
 from .trajectory import Trajectory
 
 ALPHA = 0.1
 SMOOTH_S = 0.15
-BATCH = 1024  # one C call scans small databases; bounds prune larger ones
+BATCH = 256  # candidates per C call: few enough that pruning can stop after the first ones
 
 
 @dataclass
@@ -51,25 +51,72 @@ def _features(traj: Trajectory, fps: float, smooth_s: float = SMOOTH_S) -> tuple
 class MotionIndex:
     """Pre-computed retrieval features of a database (resampled to a common rate)."""
 
-    def __init__(self, trajectories: list, names: list, fps: float = 10.0):
+    def __init__(self, trajectories: list, names: list, fps: float = 10.0, progress=None):
         self.fps = fps
         self.names = list(names)
-        feats = [_features(t, fps) for t in trajectories]
+        feats = []
+        for t in trajectories:
+            feats.append(_features(t, fps))
+            if progress is not None:
+                progress.step()
         self.yaw = [f[0] for f in feats]
         self.translation = [f[1] for f in feats]
+        self.lengths = np.array([len(y) for y in self.yaw])
+        self._ends = [np.stack([s[-1] for s in series]) for series in (self.yaw, self.translation)]
+        self._blocks = [_block_boxes(series) for series in (self.yaw, self.translation)]
 
     def __len__(self) -> int:
         return len(self.names)
 
-    def lower_bounds(self, q_yaw: np.ndarray, q_trans: np.ndarray, alpha: float) -> np.ndarray:
-        last_yaw = np.stack([y[-1] for y in self.yaw])
-        last_trans = np.stack([t[-1] for t in self.translation])
-        return np.linalg.norm(last_yaw - q_yaw[-1], axis=1) + alpha * np.linalg.norm(last_trans - q_trans[-1], axis=1)
+    def lower_bounds(self, q_yaw: np.ndarray, q_trans: np.ndarray, window: int, alpha: float) -> np.ndarray:
+        """Per motion, a value no larger than its D: for each term the larger of two DTW bounds,
+        the last samples' distance (every path pairs the last samples) and LB_Keogh (every query
+        sample is paired with some sample inside the band, so it is at least as far as the
+        band's bounding box)."""
+        band = _band(len(q_yaw), self.lengths, window)
+        bounds = []
+        for ends, blocks, q in zip(self._ends, self._blocks, (q_yaw, q_trans)):
+            bounds.append(np.maximum(np.linalg.norm(ends - q[-1], axis=1), _lb_keogh(q, *blocks, band)))
+        return bounds[0] + alpha * bounds[1]
 
     def exact(self, idx: np.ndarray, q_yaw: np.ndarray, q_trans: np.ndarray, window: int, alpha: float) -> tuple:
         d_yaw = _dtw_row(q_yaw, [self.yaw[i] for i in idx], window)
         d_trans = _dtw_row(q_trans, [self.translation[i] for i in idx], window)
         return d_yaw + alpha * d_trans, d_yaw, d_trans
+
+
+def _band(query_len: int, lengths: np.ndarray, window: int) -> int:
+    """The widest |i - j| any exact DTW may pair: dtaidistance's band is the window plus the
+    length difference (the window itself is widened to the batch's largest difference + 1)."""
+    widest = int(np.abs(lengths - query_len).max())
+    w = max(window, widest + 1) if window else max(query_len, int(lengths.max()))
+    return widest + w - 1
+
+
+def _block_boxes(series: list) -> tuple:
+    """Per motion, the bounding box of each pair of samples (rows 2b, 2b + 1), [N, blocks, D]
+    upper and lower, each motion continued by its last sample to the longest."""
+    rows = max(len(s) for s in series)
+    rows += rows % 2
+    padded = np.stack([np.pad(s, ((0, rows - len(s)), (0, 0)), mode="edge") for s in series]).astype(np.float32)
+    pairs = padded.reshape(len(series), rows // 2, 2, -1)
+    return pairs.max(axis=2), pairs.min(axis=2)
+
+
+def _lb_keogh(query: np.ndarray, upper: np.ndarray, lower: np.ndarray, band: int) -> np.ndarray:
+    """LB_Keogh over the query's even rows: row 2b is paired with samples within ``band`` of it,
+    all inside blocks b - r .. b + r (r = ceil(band / 2)), so it is at least as far as their
+    box. Leaving the odd rows out and widening the box keep it a lower bound, at half the cost."""
+    q = query[::2].astype(np.float32)
+    if len(q) > upper.shape[1]:
+        extra = len(q) - upper.shape[1]
+        upper = np.concatenate([upper, np.repeat(upper[:, -1:], extra, axis=1)], axis=1)
+        lower = np.concatenate([lower, np.repeat(lower[:, -1:], extra, axis=1)], axis=1)
+    size = 2 * ((band + 1) // 2) + 1
+    hi = maximum_filter1d(upper, size, axis=1, mode="nearest")[:, :len(q)]
+    lo = minimum_filter1d(lower, size, axis=1, mode="nearest")[:, :len(q)]
+    outside = np.maximum(q - hi, 0) + np.maximum(lo - q, 0)
+    return np.sqrt(np.einsum("nij,nij->n", outside, outside)).astype(np.float64)
 
 
 def _dtw_row(query: np.ndarray, series: list, window: int) -> np.ndarray:
@@ -93,7 +140,7 @@ def dtw_retrieve(query: Trajectory, index: MotionIndex, k: int = 5, alpha: float
     q_yaw, q_trans = _features(query, index.fps)
     window = int(window_fraction * len(q_yaw)) if window_fraction else 0
     k = min(k, len(index))
-    bounds = index.lower_bounds(q_yaw, q_trans, alpha)
+    bounds = index.lower_bounds(q_yaw, q_trans, window, alpha)
     order = np.argsort(bounds)
     best = []  # (distance, index, d_yaw, d_trans)
     for start in range(0, len(order), BATCH):

@@ -131,17 +131,111 @@ def noisy_query(traj: Trajectory, rng: np.random.Generator, yaw_noise: float = 0
     return Trajectory(yaw + heading, trans + rng.uniform(-5, 5, 2), traj.fps)
 
 
-def imu_csv(traj: Trajectory) -> str:
-    """A phone recording of a trajectory in the columns of the Sensor Logger app:
-    seconds_elapsed, yaw/pitch/roll (radians) and user acceleration in the device frame
-    (m/s^2), the phone held upright facing the walking direction."""
-    dt = 1.0 / traj.fps
-    acc = np.gradient(np.gradient(traj.translation, dt, axis=0), dt, axis=0)
-    c, s = np.cos(traj.yaw), np.sin(traj.yaw)
-    device_x = c * acc[:, 0] + s * acc[:, 1]  # world -> device: rotate by -yaw
-    device_y = -s * acc[:, 0] + c * acc[:, 1]
-    lines = ["seconds_elapsed,yaw,pitch,roll,user_acc_x,user_acc_y,user_acc_z"]
-    for i in range(len(traj)):
-        wrapped = (traj.yaw[i] + np.pi) % (2 * np.pi) - np.pi  # phones report yaw in (-pi, pi]
-        lines.append(f"{i * dt:.4f},{wrapped:.5f},0,0,{device_x[i]:.5f},{device_y[i]:.5f},0")
+def _warp_source(n: int, rng: np.random.Generator, warp: float, rate_ratio: float) -> np.ndarray:
+    """Fractional source-frame positions of a re-timed performance of an n-frame motion."""
+    s = np.linspace(0, 1, n)
+    warped = np.clip(s + warp * 0.5 * np.sin(np.pi * s) * rng.uniform(-1, 1), 0, 1)
+    m = int(n * rate_ratio * rng.uniform(1 - warp, 1 + warp))
+    return np.interp(np.linspace(0, 1, m), s, warped) * (n - 1)
+
+
+def _rot(axis: str, angle: np.ndarray) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    one, zero = np.ones_like(angle), np.zeros_like(angle)
+    rows = {"x": [[one, zero, zero], [zero, c, -s], [zero, s, c]],
+            "y": [[c, zero, s], [zero, one, zero], [-s, zero, c]],
+            "z": [[c, -s, zero], [s, c, zero], [zero, zero, one]]}[axis]
+    return np.stack([np.stack(r, -1) for r in rows], -2)
+
+
+def _slow_noise(rng: np.random.Generator, n: int, rate_hz: float, sigma: float, hz: float = 0.5) -> np.ndarray:
+    """Band-limited noise (hand sway, sensor-fusion wander) of standard deviation ~sigma."""
+    from scipy.ndimage import gaussian_filter1d
+
+    width = rate_hz / (2 * np.pi * hz)
+    pad = int(4 * width) + 1  # filtered from a longer draw: no edge effect at either end
+    raw = gaussian_filter1d(rng.normal(0, 1, n + 2 * pad), width)[pad:pad + n]
+    return sigma * raw / np.sqrt(1 / (2 * np.sqrt(np.pi) * width))  # white noise's std after the filter
+
+
+def phone_recording(traj: Trajectory, rng: np.random.Generator, rate_hz: float = 100.0, warp: float = 0.1,
+                    acc_noise: float = 0.05, acc_bias: float = 0.03, gyro_noise: float = 0.0005,
+                    gyro_bias: float = 0.001, sway_deg: float = 1.0, arm_m: float = 0.3,
+                    tilt_err_deg: float = 0.3, lead_in_s: float = 0.5) -> dict:
+    """A simulated phone recording of a person performing ``traj`` (a database motion),
+    the phone held upright in front of the chest, screen to the face: standing still for
+    ``lead_in_s``, then the motion re-timed by up to ``warp``; sampled at ``rate_hz``, under an
+    arbitrary compass heading.
+
+    Orientation is the phone's fused estimate: the true attitude with integrated gyro
+    noise and bias (yaw drift), plus hand sway. User acceleration (device frame, m/s^2)
+    is the phone's own acceleration (the body's plus the arm's lever around the turning
+    body) with white noise, a constant bias per axis and the gravity that leaks in through
+    the fused tilt's error, plus vertical step bounce while walking.
+    World frame: x east, y north, z up; yaw counter-clockwise seen from above.
+    Returns {"time", "quaternion" [N,4] wxyz, "user_acceleration" [N,3], "yaw", "pitch", "roll"}."""
+    from scipy.ndimage import gaussian_filter1d
+
+    dt = 1.0 / rate_hz
+    # standing still for lead_in_s before the motion starts (the recording starts at rest)
+    src = np.concatenate([np.zeros(int(lead_in_s * rate_hz)), _warp_source(len(traj), rng, warp, rate_hz / traj.fps)])
+    n = len(src)
+    frames = np.arange(len(traj))
+    heading = rng.uniform(-np.pi, np.pi)
+    # a body's motion is smooth: the clip's velocity steps become 50 ms accelerations
+    yaw = gaussian_filter1d(np.interp(src, frames, traj.yaw), 0.05 * rate_hz, mode="nearest") + heading
+    c, s = np.cos(heading), np.sin(heading)
+    body = np.stack([np.interp(src, frames, traj.translation[:, i]) for i in range(2)], 1)
+    body = gaussian_filter1d(body, 0.05 * rate_hz, axis=0, mode="nearest")
+    body = np.stack([c * body[:, 0] - s * body[:, 1], s * body[:, 0] + c * body[:, 1]], 1)
+    phone = body + arm_m * np.stack([-np.sin(yaw), np.cos(yaw)], 1)  # held in front, facing the heading
+    acc = np.gradient(np.gradient(phone, dt, axis=0), dt, axis=0)
+    speed = np.linalg.norm(np.gradient(body, dt, axis=0), axis=1)
+    # steps bounce the phone (~1.5 m/s^2 at 1.8 steps/s) whenever the feet move, slow steps too
+    bounce = 1.5 * np.clip(speed / 0.2, 0, 1) * np.sin(2 * np.pi * 1.8 * np.arange(n) * dt)
+    acc_world = np.concatenate([acc, bounce[:, None]], 1)
+    pitch = np.radians(80.0 + rng.uniform(-10, 10)) + np.radians(sway_deg) * _slow_noise(rng, n, rate_hz, 1.0)
+    roll = np.radians(sway_deg) * _slow_noise(rng, n, rate_hz, 1.0)
+    sway_yaw = np.radians(sway_deg) * _slow_noise(rng, n, rate_hz, 1.0)
+    true_rot = _rot("z", yaw + sway_yaw) @ _rot("x", pitch) @ _rot("y", roll)
+    # fused estimate: gyro noise and bias integrate into yaw drift; the tilt wanders slowly
+    yaw_err = np.cumsum(rng.normal(0, gyro_noise, n)) * np.sqrt(dt) + rng.normal(0, gyro_bias) * np.arange(n) * dt
+    tilt_err = np.radians(tilt_err_deg) * np.stack([_slow_noise(rng, n, rate_hz, 1.0, 0.1) for _ in range(2)], 1)
+    est_rot = _rot("z", yaw + sway_yaw + yaw_err) @ _rot("x", pitch + tilt_err[:, 0]) @ _rot("y", roll + tilt_err[:, 1])
+    leak = 9.80665 * np.stack([tilt_err[:, 1], -tilt_err[:, 0], np.zeros(n)], 1)
+    device_acc = np.einsum("nji,nj->ni", true_rot, acc_world + leak)  # world -> device: R^T
+    device_acc += rng.normal(0, acc_noise, (n, 3)) + rng.normal(0, acc_bias, 3)
+    from scipy.spatial.transform import Rotation
+
+    xyzw = Rotation.from_matrix(est_rot).as_quat()
+    return {"time": np.arange(n) * dt, "quaternion": xyzw[:, [3, 0, 1, 2]], "user_acceleration": device_acc,
+            "yaw": yaw + sway_yaw + yaw_err, "pitch": pitch + tilt_err[:, 0], "roll": roll + tilt_err[:, 1]}
+
+
+def recording_csv(rec: dict) -> str:
+    """One joined CSV of a phone recording: seconds_elapsed, quaternion, user acceleration."""
+    q, a = rec["quaternion"], rec["user_acceleration"]
+    lines = ["seconds_elapsed,qw,qx,qy,qz,user_acc_x,user_acc_y,user_acc_z"]
+    lines += [f"{t:.4f},{q[i, 0]:.6f},{q[i, 1]:.6f},{q[i, 2]:.6f},{q[i, 3]:.6f},{a[i, 0]:.4f},{a[i, 1]:.4f},{a[i, 2]:.4f}"
+              for i, t in enumerate(rec["time"])]
     return "\n".join(lines) + "\n"
+
+
+def sensor_logger_files(rec: dict) -> dict:
+    """The Sensor Logger (Android) export of a phone recording: file name -> CSV text.
+    Orientation at half the accelerometer's rate, as the apps log them on separate clocks."""
+    from scipy.spatial.transform import Rotation
+
+    t, q, acc = rec["time"], rec["quaternion"], rec["user_acceleration"]
+    gravity = Rotation.from_quat(q[:, [1, 2, 3, 0]]).inv().apply([0.0, 0.0, 9.80665])  # world up into the device
+    ns = (1.7e18 + t * 1e9).astype(np.int64)
+    orientation = ["time,seconds_elapsed,qz,qy,qx,qw,roll,pitch,yaw"]
+    orientation += [f"{ns[i]},{t[i]:.4f},{q[i, 3]:.6f},{q[i, 2]:.6f},{q[i, 1]:.6f},{q[i, 0]:.6f},"
+                    f"{rec['roll'][i]:.5f},{rec['pitch'][i]:.5f},{-rec['yaw'][i]:.5f}" for i in range(0, len(t), 2)]
+
+    def xyz(v):
+        return ["time,seconds_elapsed,z,y,x"] + [f"{ns[i]},{t[i]:.4f},{v[i, 2]:.4f},{v[i, 1]:.4f},{v[i, 0]:.4f}"
+                                                 for i in range(len(t))]
+
+    return {"Orientation.csv": "\n".join(orientation) + "\n", "Accelerometer.csv": "\n".join(xyz(acc)) + "\n",
+            "Gravity.csv": "\n".join(xyz(gravity)) + "\n"}

@@ -35,6 +35,12 @@ def test_heading_of_a_phone_held_flat_or_upright(pitch_deg):
     assert abs(np.degrees(traj.yaw[-1]) - 90) < 3 and np.degrees(np.abs(traj.yaw)).max() < 95
 
 
+def test_millisecond_timestamps_at_400_hz():
+    rows = ["timestamp,yaw,ax,ay,az"] + [f"{1.7e12 + i * 2.5:.1f},0.1,0,0,0" for i in range(1600)]  # 4 s
+    traj, _ = imu_to_trajectory("\n".join(rows), fps=25)
+    assert abs(traj.duration_s - 4.0) < 0.1
+
+
 def test_sensorlog_logging_time_with_timezone_and_bad_dates():
     head = "loggingTime(txt),motionYaw(rad),motionUserAccelerationX(G),motionUserAccelerationY(G),motionUserAccelerationZ(G)"
     rows = [head] + [f"2019-03-06 13:41:{47 + i * 0.05:06.3f} +0100,0,0,0,0" for i in range(60)]
@@ -42,3 +48,196 @@ def test_sensorlog_logging_time_with_timezone_and_bad_dates():
     assert abs(traj.duration_s - 3.0) < 0.1
     with pytest.raises(InputError, match="time value"):
         imu_to_trajectory(head + "\nyesterday,0,0,0,0\ntoday,0,0,0,0\n")
+
+
+# --- axis and sign conventions, on excerpts laid out like real exports -----------------------
+# One motion throughout, in hand-computed device readings at 50 Hz: the phone is held upright
+# (tilted 10 deg back from vertical) facing north; the person stands 1 s, turns 90 deg
+# clockwise seen from above (to face east) over 1 s, stands 0.5 s, then walks forward 1 m
+# (+1 m/s^2 for 1 s, -1 m/s^2 for 1 s) and stands 1 s. Documented result: yaw turns
+# counter-clockwise-positive, so it ends at -pi/2; forward after a right turn is +x. The
+# loader puts the body 0.3 m behind the phone, which spun in place here: the body's path
+# ends at (1 - 0.3, 0.3).
+RATE, TILT = 50.0, np.radians(80.0)
+END_TRANSLATION = (0.7, 0.3)
+
+
+def _motion():
+    t = np.arange(int(5.5 * RATE)) / RATE
+    heading_cw = np.clip(t - 1.0, 0.0, 1.0) * np.pi / 2  # clockwise from north
+    forward_acc = np.where((t >= 2.5) & (t < 3.5), 1.0, 0.0) - np.where((t >= 3.5) & (t < 4.5), 1.0, 0.0)
+    # world forward acceleration in the device frame: R = Rz(.) Rx(80 deg), R^T (0, a, 0) rotated into the heading
+    device = np.stack([np.zeros_like(t), forward_acc * np.cos(TILT), -forward_acc * np.sin(TILT)], 1)
+    return t, heading_cw, device
+
+
+def _check(traj):
+    assert traj.yaw[-1] == pytest.approx(-np.pi / 2, abs=0.005)
+    assert traj.translation[-1] == pytest.approx(END_TRANSLATION, abs=0.003)  # 0.3 % of the walk
+
+
+def test_sensor_logger_quaternions_and_android_acceleration():
+    t, cw, acc = _motion()
+    # quaternion of Rz(-cw) Rx(80 deg): (cos(-cw/2), 0, 0, sin(-cw/2)) x (cos 40, sin 40, 0, 0)
+    a, d, e, f = np.cos(-cw / 2), np.sin(-cw / 2), np.cos(TILT / 2), np.sin(TILT / 2)
+    qw, qx, qy, qz = a * e, a * f, d * f, d * e
+    rows = ["time,seconds_elapsed,qz,qy,qx,qw,roll,pitch,yaw,z,y,x"]
+    rows += [f"{1.7e18 + ti * 1e9:.0f},{ti},{qz[i]},{qy[i]},{qx[i]},{qw[i]},0,{TILT},{cw[i]},"
+             f"{acc[i, 2]},{acc[i, 1]},{acc[i, 0]}" for i, ti in enumerate(t)]
+    traj, notes = imu_to_trajectory("\n".join(rows), fps=30)
+    assert notes == []
+    _check(traj)
+
+
+def test_android_azimuth_is_clockwise_and_its_pitch_is_top_down():
+    t, cw, acc = _motion()
+    # SensorManager.getOrientation in degrees: azimuth clockwise, pitch -80 when the top is up
+    rows = ["timestamp,azimuth,pitch,roll,linear_acceleration_x,linear_acceleration_y,linear_acceleration_z"]
+    rows += [f"{ti * 1000:.0f},{np.degrees(cw[i])},-80,0,{acc[i, 0]},{acc[i, 1]},{acc[i, 2]}" for i, ti in enumerate(t)]
+    traj, notes = imu_to_trajectory("\n".join(rows), fps=30)
+    assert "azimuth read as clockwise from north" in notes and "angles read as degrees" in notes
+    _check(traj)
+
+
+def test_coremotion_yaw_is_counter_clockwise_and_acceleration_is_inertial_force_in_g():
+    t, cw, acc = _motion()
+    inertial_g = -acc / 9.80665
+    rows = ["loggingTime,motionYaw,motionPitch,motionRoll,motionUserAccelerationX,motionUserAccelerationY,"
+            "motionUserAccelerationZ"]
+    rows += [f"{ti},{-cw[i]},{TILT},0,{inertial_g[i, 0]},{inertial_g[i, 1]},{inertial_g[i, 2]}" for i, ti in enumerate(t)]
+    traj, notes = imu_to_trajectory("\n".join(rows), fps=30)
+    assert "acceleration read as g" in notes
+    _check(traj)
+
+
+def test_still_detection_thresholds():
+    from pipelines.motion.imu import PHONE_ARM_M, STILL_ACC, STILL_TURN, STILL_WINDOW_S, still_samples
+
+    assert (STILL_ACC, STILL_TURN, STILL_WINDOW_S, PHONE_ARM_M) == (0.3, 0.3, 0.5, 0.3)
+    n, rate = 200, 100.0
+    flat = np.zeros(n)
+    for level, still in ((0.28, True), (0.32, False)):
+        acc = np.stack([np.full(n, level), flat, flat], 1)
+        assert still_samples(acc, flat, rate).all() == still
+    for turn_rate, still in ((0.28, True), (0.32, False)):
+        assert still_samples(np.zeros((n, 3)), turn_rate * np.arange(n) / rate, rate).all() == still
+    # a bounce in samples 100-149: still only where the 50-sample window around a sample is quiet
+    acc = np.zeros((n, 3))
+    acc[100:150, 2] = 1.5
+    expected = np.ones(n, bool)
+    expected[100 - 25 - 25:150 + 25 + 25] = False  # the RMS window reaches 25 out, then the erosion 25 more
+    got = still_samples(acc, flat, rate)
+    assert got[:45].all() and not got[55:195].any() and got.sum() == pytest.approx(expected.sum(), abs=12)
+
+
+def test_zero_velocity_updates_remove_a_bias_and_a_recording_may_end_moving():
+    from pipelines.motion.imu import integrate_translation
+
+    rate = 100.0
+    t = np.arange(int(4 * rate)) / rate
+    walk = np.where((t >= 1) & (t < 2), 1.0, 0.0) - np.where((t >= 2) & (t < 3), 1.0, 0.0)  # 1 m
+    still = (t < 0.75) | (t >= 3.25)  # as still_samples marks it: clear of the 3 Hz filter's spread
+    biased = np.stack([walk + 0.05, np.full_like(t, -0.05)], 1)
+    pos = integrate_translation(biased, rate, still)
+    assert pos[-1] == pytest.approx([1.0, 0.0], abs=0.02)  # 1 + 0.5 * 0.05 * 16 = 1.4 m without the updates
+    # still only at the end: the start counts as at rest, the bias drift is removed from t = 0
+    pos = integrate_translation(biased, rate, t >= 3.25)
+    assert pos[-1] == pytest.approx([1.0, 0.0], abs=0.02)
+    # accelerate for 1 s to 1 m/s and keep walking: 0.5 + 2 = 2.5 m, although the end is not at rest
+    moving = np.stack([np.where((t >= 1) & (t < 2), 1.0, 0.0), np.zeros_like(t)], 1)
+    pos = integrate_translation(moving, rate, t < 0.75)
+    assert pos[-1, 0] == pytest.approx(2.5, abs=0.03)
+
+
+def _sensor_logger_export(sign=1.0, bad_time_row=None):
+    """Orientation.csv at 50 Hz and Accelerometer.csv / Gravity.csv at 100 Hz starting 0.05 s
+    later, as Sensor Logger writes them (``sign`` -1: an iPhone's inertial-force convention)."""
+    t, cw, _ = _motion()
+    a, d, e, f = np.cos(-cw / 2), np.sin(-cw / 2), np.cos(TILT / 2), np.sin(TILT / 2)
+    orientation = ["time,seconds_elapsed,qz,qy,qx,qw,roll,pitch,yaw"]
+    orientation += [f"{1.7e18 + ti * 1e9:.0f},{ti},{d[i] * e},{d[i] * f},{a[i] * f},{a[i] * e},0,{TILT},{cw[i]}"
+                    for i, ti in enumerate(t)]
+    t_acc = np.arange(0.05, t[-1], 0.01)
+    forward = np.interp(t_acc, t, _motion()[2][:, 1] / np.cos(TILT))
+    rows = ["time,seconds_elapsed,z,y,x"]
+    rows += [f"{1.7e18 + ti * 1e9:.0f},{ti},{-sign * forward[i] * np.sin(TILT)},{sign * forward[i] * np.cos(TILT)},0"
+             for i, ti in enumerate(t_acc)]
+    if bad_time_row is not None:
+        rows[bad_time_row] = "," + "n/a," + rows[bad_time_row].split(",", 2)[2]
+    gravity = ["time,seconds_elapsed,z,y,x"] + [f"0,{ti},{sign * 9.81 * np.cos(TILT)},{sign * 9.81 * np.sin(TILT)},0"
+                                                for ti in t_acc]
+    return {"Orientation.csv": orientation, "Accelerometer.csv": rows, "Gravity.csv": gravity,
+            "Metadata.csv": ["version,device name,platform", "1,phone,android"]}
+
+
+def test_sensor_logger_export_folder_is_joined_by_time(tmp_path):
+    from pipelines.motion.recording import recording_to_trajectory
+
+    for name, lines in _sensor_logger_export().items():
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    traj, notes = recording_to_trajectory(tmp_path, fps=30)
+    _check(traj)
+    assert not any("dropped" in n for n in notes)
+
+
+def test_zipped_iphone_export_with_an_unreadable_time_cell(tmp_path):
+    import zipfile
+
+    from pipelines.motion.recording import recording_to_trajectory
+
+    path = tmp_path / "walk.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, lines in _sensor_logger_export(sign=-1.0, bad_time_row=40).items():
+            z.writestr(f"walk-2024-01-01_12-00-00/{name}", "\n".join(lines) + "\n")
+    traj, notes = recording_to_trajectory(path, fps=30)
+    _check(traj)
+    assert "dropped 1 row(s) with an unreadable time or value" in notes
+    assert any("iPhone export" in n for n in notes)
+
+
+def test_total_acceleration_minus_gravity(tmp_path):
+    from pipelines.motion.recording import recording_to_trajectory
+
+    files = _sensor_logger_export()
+    user = files.pop("Accelerometer.csv")
+    gravity = files["Gravity.csv"]
+    total = [user[0]] + [",".join([u.split(",")[0], u.split(",")[1]] + [
+        str(float(a) + float(b)) for a, b in zip(u.split(",")[2:], g.split(",")[2:])]) for u, g in zip(user[1:], gravity[1:])]
+    files["TotalAcceleration.csv"] = total
+    for name, lines in files.items():
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    traj, notes = recording_to_trajectory(tmp_path, fps=30)
+    _check(traj)
+    assert "user acceleration = TotalAcceleration - Gravity" in notes
+
+
+def test_zip_members_are_matched_by_name_only_and_bombs_refused(tmp_path):
+    import zipfile
+
+    from pipelines.motion.recording import recording_to_trajectory
+
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    path = inside / "odd.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for member, (name, lines) in zip(["../Orientation.csv", "/abs/Accelerometer.csv", "a/../../Gravity.csv",
+                                          "Metadata.csv"], _sensor_logger_export().items()):
+            z.writestr(member, "\n".join(lines) + "\n")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    _check(recording_to_trajectory(path, fps=30)[0])
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing extracted anywhere
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("Orientation.csv", "0" * (8 << 20))  # 8 MB of zeros deflate ~1000x
+    with pytest.raises(InputError, match="refused"):
+        recording_to_trajectory(bomb)
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(InputError, match="Orientation.csv with Accelerometer.csv"):
+        recording_to_trajectory(tmp_path / "nothing")
+
+
+def test_one_unreadable_time_cell_drops_its_row():
+    rows = ["seconds_elapsed,yaw,ax,ay,az"] + [f"{i / 20},0.1,0,0,0" for i in range(60)]
+    rows[30] = "12:0x,0.1,0,0,0"
+    traj, notes = imu_to_trajectory("\n".join(rows), fps=20)
+    assert "dropped 1 row(s) with missing or non-numeric values" in notes and abs(traj.duration_s - 3.0) < 0.1

@@ -1,0 +1,166 @@
+"""Thesis eq. 4.1 and the retrieval's constants and pruning, against hand-computed values.
+
+Features are set by hand (``_features`` patched) so that every DTW below has a closed form:
+against a constant series the optimal path is the diagonal, so DTW = sqrt(sum_i |q_i - c|^2).
+"""
+import inspect
+
+import numpy as np
+import pytest
+
+import pipelines.motion.retrieval as retrieval
+from pipelines.motion.retrieval import MotionIndex, dtw_retrieve
+from pipelines.motion.trajectory import Trajectory
+
+
+class HandFeatures:
+    """Stands in for a Trajectory whose retrieval features are given directly."""
+
+    def __init__(self, yaw, translation):
+        self.yaw, self.translation = np.asarray(yaw, float), np.asarray(translation, float)
+        self.duration_s = 10.0
+
+
+@pytest.fixture
+def hand_features(monkeypatch):
+    monkeypatch.setattr(retrieval, "_features", lambda traj, fps, smooth_s=None: (traj.yaw, traj.translation))
+
+
+def _const(value, n=20):
+    return np.tile(np.asarray(value, float), (n, 1))
+
+
+def test_thesis_constants():
+    assert retrieval.ALPHA == 0.1  # thesis eq. 4.1
+    assert retrieval.SMOOTH_S == 0.15
+    assert inspect.signature(dtw_retrieve).parameters["alpha"].default == 0.1
+    assert inspect.signature(dtw_retrieve).parameters["window_fraction"].default == 0.15
+    assert inspect.signature(MotionIndex).parameters["fps"].default == 10.0
+
+
+def test_eq_4_1_ranking_flips_with_alpha(hand_features):
+    # query: heading (1, 0), standing at the origin, 20 samples.
+    # A: same heading, 5 m away:       DTW_yaw = 0,              DTW_trans = sqrt(20 * 25) = 22.3607
+    # B: heading (0.6, 0.8), no move:  DTW_yaw = sqrt(20 * 0.8) = 4, DTW_trans = 0
+    # D_A = 22.3607 alpha, D_B = 4: A wins below alpha = 0.1789, B above.
+    query = HandFeatures(_const([1, 0]), _const([0, 0]))
+    a = HandFeatures(_const([1, 0]), _const([3, 4]))
+    b = HandFeatures(_const([0.6, 0.8]), _const([0, 0]))
+    index = MotionIndex([a, b], ["A", "B"])
+    low = dtw_retrieve(query, index, k=2)  # the thesis' alpha = 0.1
+    assert [m.name for m in low] == ["A", "B"]
+    assert low[0].distance == pytest.approx(2.23607, abs=1e-4)
+    assert low[0].yaw_distance == pytest.approx(0.0, abs=1e-9)
+    assert low[0].translation_distance == pytest.approx(22.3607, abs=1e-4)
+    assert low[1].distance == pytest.approx(4.0, abs=1e-6) and low[1].yaw_distance == pytest.approx(4.0, abs=1e-6)
+    high = dtw_retrieve(query, index, k=2, alpha=0.3)
+    assert [m.name for m in high] == ["B", "A"]
+    assert high[1].distance == pytest.approx(6.7082, abs=1e-4)
+
+
+@pytest.mark.parametrize("shift,expected", [(0, 0.0), (2, 0.0), (3, np.sqrt(2.0)), (5, np.sqrt(6.0))])
+def test_sakoe_chiba_band_is_15_percent_of_the_query(hand_features, shift, expected):
+    # A heading step at sample 10 of 20; the candidate steps `shift` samples later. The band is
+    # int(0.15 * 20) = 3, which dtaidistance applies as |i - j| <= 2: shifts up to 2 warp away,
+    # each further sample leaves one pair on opposite sides, |(1,0) - (0,1)|^2 = 2 each.
+    step = np.array([[1.0, 0.0]] * 10 + [[0.0, 1.0]] * 10)
+    moved = np.array([[1.0, 0.0]] * (10 + shift) + [[0.0, 1.0]] * (10 - shift))
+    index = MotionIndex([HandFeatures(moved, _const([0, 0]))], ["c"])
+    (match,) = dtw_retrieve(HandFeatures(step, _const([0, 0])), index, k=1)
+    assert match.yaw_distance == pytest.approx(expected, abs=1e-6)
+
+
+def test_features_smooth_with_a_0_15_s_gaussian_at_10_fps():
+    # A 10 fps trajectory keeps its samples; a yaw impulse of v at sample 20 becomes v * w0 with
+    # w0 the centre weight of a Gaussian of sigma 0.15 s * 10 fps = 1.5 samples (scipy truncates at 4 sigma).
+    v, sigma = 0.02, 1.5
+    yaw = np.zeros(41)
+    yaw[20] = v
+    trans = np.zeros((41, 2))
+    trans[20, 0] = 1.0
+    feats_yaw, feats_trans = retrieval._features(Trajectory(yaw, trans, 10.0), 10.0)
+    k = np.arange(-6, 7)
+    w0 = 1.0 / np.exp(-k**2 / (2 * sigma**2)).sum()
+    assert feats_yaw[20] == pytest.approx([np.cos(v * w0), np.sin(v * w0)], abs=1e-9)
+    assert feats_trans[20, 0] == pytest.approx(w0, abs=1e-9)
+    assert len(retrieval._features(Trajectory(np.zeros(91), np.zeros((91, 2)), 30.0), 10.0)[0]) == 31
+
+
+def test_lower_bound_of_a_constant_motion(hand_features):
+    # The box of a constant series is a point, so LB_Keogh over the query's 10 even rows is
+    # sqrt(10 * 0.8) for yaw and sqrt(10 * 9) for translation (the last samples give less).
+    index = MotionIndex([HandFeatures(_const([0.6, 0.8]), _const([0, 3]))], ["c"])
+    bound = index.lower_bounds(_const([1, 0]), _const([0, 0]), window=3, alpha=0.5)
+    assert bound[0] == pytest.approx(np.sqrt(8.0) + 0.5 * np.sqrt(90.0), abs=1e-5)
+
+
+def test_lower_bound_box_reaches_the_band_edge(hand_features):
+    # Window 4 on 20 samples: dtaidistance pairs |i - j| <= 3, so the bound widens each even
+    # row 2b's box to the sample pairs b - 2 .. b + 2 (samples 2b - 4 .. 2b + 5). A (1, 0) spike
+    # at sample 12 of a (0, 1) series enters the boxes of rows 8, 10, 12, 14, 16; the other five
+    # even rows are sqrt(2) from their box: bound sqrt(5 * 2).
+    spike = _const([0, 1])
+    spike[12] = [1, 0]
+    index = MotionIndex([HandFeatures(spike, _const([0, 0]))], ["c"])
+    bound = index.lower_bounds(_const([1, 0]), _const([0, 0]), window=4, alpha=0.1)
+    assert bound[0] == pytest.approx(np.sqrt(10.0), abs=1e-6)
+
+
+def test_lower_bounds_never_exceed_the_distance():
+    from pipelines.motion.synthetic import motion_trajectory, noisy_query
+
+    rng = np.random.default_rng(1)
+    trajs = [motion_trajectory(rng.uniform(2, 8), 30.0, rng)[0] for _ in range(80)]
+    index = MotionIndex(trajs, [str(i) for i in range(80)])
+    for i in range(4):
+        q_yaw, q_trans = retrieval._features(noisy_query(trajs[i], rng), index.fps)
+        window = int(0.15 * len(q_yaw))
+        exact = index.exact(np.arange(80), q_yaw, q_trans, window, 0.1)[0]
+        bounds = index.lower_bounds(q_yaw, q_trans, window, 0.1)
+        assert np.all(bounds <= exact + 1e-9) and bounds.max() > 0
+
+
+class CountingIndex(MotionIndex):
+    def exact(self, idx, *args):
+        self.computed = getattr(self, "computed", 0) + len(idx)
+        return super().exact(idx, *args)
+
+
+def _ramp(offset=0.0, zigzag=0.0, n=40):
+    angle = 0.05 * np.arange(n) + offset + zigzag * (-1.0) ** np.arange(n) * (np.arange(n) < n - 1)
+    return HandFeatures(np.stack([np.cos(angle), np.sin(angle)], 1), _const([0, 0], n))
+
+
+def _brute_force(index, query, k):
+    total = index.exact(np.arange(len(index)), query.yaw, query.translation, int(0.15 * len(query.yaw)), 0.1)[0]
+    return list(np.argsort(total, kind="stable")[:k])
+
+
+def test_pruning_visits_later_batches_when_their_bounds_are_low(hand_features):
+    # More decoys than one batch have bound 0 (a zigzag around the query's ramp, same last sample)
+    # but a large DTW; the true match (0.01 rad off) has bound 0.01 and is sorted after all of
+    # them: retrieval must go past the first batch to find it.
+    n_decoys = retrieval.BATCH + 20
+    clips = [_ramp(zigzag=0.3) for _ in range(n_decoys)] + [_ramp(offset=0.01)]
+    index = CountingIndex(clips, [str(i) for i in range(len(clips))])
+    query = _ramp()
+    best = dtw_retrieve(query, index, k=5)
+    assert best[0].index == n_decoys
+    assert best[0].distance == pytest.approx(np.sqrt(40) * 2 * np.sin(0.005), rel=1e-6)
+    assert [m.index for m in best] == _brute_force(index, query, 5)
+
+
+def test_pruning_stops_once_no_bound_can_enter_the_top_k(hand_features):
+    # Constant headings against a constant query (no warping helps): 300 near motions at
+    # 0.02..0.05 rad (DTW = sqrt(40) * 2 sin(o / 2) <= 0.32) and 300 far ones at 1 rad (bound over
+    # the 20 even rows: sqrt(20) * 2 sin(0.5) = 4.29): the far ones are never computed.
+    def heading(angle):
+        return HandFeatures(_const([np.cos(angle), np.sin(angle)], 40), _const([0, 0], 40))
+
+    near = [heading(o) for o in np.linspace(0.02, 0.05, 300)]
+    index = CountingIndex(near + [heading(1.0)] * 300, [str(i) for i in range(600)])
+    query = heading(0.0)
+    best = dtw_retrieve(query, index, k=5)
+    assert 0 < index.computed <= 300  # not one far motion computed
+    assert [m.index for m in best] == _brute_force(index, query, 5) == [0, 1, 2, 3, 4]
+    assert best[0].distance == pytest.approx(np.sqrt(40) * 2 * np.sin(0.01), rel=1e-6)
