@@ -161,7 +161,8 @@ class RecomposeFitCheckLoader(io.ComfyNode):
         from ..pipelines.mimicmotion.loader import load_fitcheck_pipeline
 
         device, dtype = load_placement()
-        pipe = load_fitcheck_pipeline(resolve_dir("diffusers", svd_model), resolve_file("recompose_fitcheck", weights),
+        pipe = load_fitcheck_pipeline(resolve_dir("diffusers", svd_model, "svd_model"),
+                                      resolve_file("recompose_fitcheck", weights, "weights"),
                                       device=device, dtype=dtype)
         return io.NodeOutput(pipe)
 

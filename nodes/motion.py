@@ -11,8 +11,7 @@ import folder_paths
 
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import image_to_bchw
-from ._folders import folder_path_for
-from ._runtime import output_device, progress
+from ._runtime import input_path, output_device, progress, resolve_dir, save_path
 from ._types import PoseKeypoint
 
 CATEGORY = "Recompose/Fit Check"
@@ -74,7 +73,7 @@ class RecomposeLoadIMU(io.ComfyNode):
     def execute(cls, recording, fps, acceleration_unit, angle_unit) -> io.NodeOutput:
         from ..pipelines.motion.imu import imu_to_trajectory
 
-        path = folder_paths.get_annotated_filepath(recording)
+        path = input_path(recording, "recording")
         if not os.path.isfile(path):
             raise InputError(f"No recording '{recording}' in ComfyUI's input folder ({folder_paths.get_input_directory()}).")
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -116,9 +115,7 @@ class RecomposeMotionDatabase(io.ComfyNode):
         if database == BUILT_IN:
             db = MotionDatabase.synthetic(synthetic_clips, seed=seed, size=size)
         else:
-            roots = [os.path.join(r, database) for r in folder_paths.get_folder_paths("recompose_motion")]
-            folder = next((r for r in roots if os.path.isdir(r)), roots[0])
-            db = MotionDatabase.load(folder)
+            db = MotionDatabase.load(resolve_dir("recompose_motion", database, "database"))
         index = MotionIndex([c.trajectory for c in db.clips], [c.name for c in db.clips])
         return io.NodeOutput((db, index))
 
@@ -289,9 +286,11 @@ class RecomposeBuildMotionClip(io.ComfyNode):
 
         for label, value in (("name", name), ("database", database)):
             if not _SAFE_NAME.fullmatch(value):
-                raise InputError(f"The {label} '{value}' may only hold letters, digits, '-' and '_'.")
+                raise InputError(f"The {label} '{value}' may only hold letters, digits, '-' and '_' (it names a file "
+                                 "or folder inside the models/recompose/motion folder).")
+        folder = save_path("recompose_motion", database, "database")
+        save_path("recompose_motion", os.path.join(database, name + ".json"), "name")
         clip, notes = clip_from_frames(image_to_uint8(frames), fps, name, body_height_m, progress(len(frames)))
-        folder = os.path.join(folder_path_for("recompose_motion"), database)
         MotionDatabase([clip], folder).save(folder)
         traj = clip.trajectory
         report = (f"saved {os.path.join(folder, name + '.json')}: {len(traj)} frames, turned "

@@ -58,8 +58,9 @@ class PaintingRendererLoader(io.ComfyNode):
         from ..pipelines.inverse_painting.renderer import load_renderer
 
         device, dtype = load_placement()
-        painter = load_renderer(resolve_file("recompose_painting", checkpoint),
-                                resolve_dir("diffusers", base_model), resolve_dir("clip_vision", clip_model),
+        painter = load_renderer(resolve_file("recompose_painting", checkpoint, "checkpoint"),
+                                resolve_dir("diffusers", base_model, "base_model"),
+                                resolve_dir("clip_vision", clip_model, "clip_model"),
                                 device=device, dtype=dtype)
         return io.NodeOutput(painter)
 
@@ -140,8 +141,8 @@ class PaintingMaskGeneratorLoader(io.ComfyNode):
         from ..pipelines.inverse_painting.mask_generator import load_mask_generator
 
         device, dtype = load_placement()
-        gen = load_mask_generator(resolve_file("recompose_painting", checkpoint), resolve_dir("diffusers", base_model),
-                                  device=device, dtype=dtype)
+        gen = load_mask_generator(resolve_file("recompose_painting", checkpoint, "checkpoint"),
+                                  resolve_dir("diffusers", base_model, "base_model"), device=device, dtype=dtype)
         return io.NodeOutput(gen)
 
 

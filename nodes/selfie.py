@@ -44,7 +44,7 @@ class FaceCorrectorLoader(io.ComfyNode):
 
         if checkpoint == NO_FILE:
             return io.NodeOutput(None)
-        return io.NodeOutput(load_face_corrector(resolve_file("recompose_face", checkpoint)))
+        return io.NodeOutput(load_face_corrector(resolve_file("recompose_face", checkpoint, "checkpoint")))
 
 
 class FaceLandmarks(io.ComfyNode):

@@ -61,7 +61,7 @@ class RecomposeSelfieInpaintLoader(io.ComfyNode):
         from ..pipelines.selfie_inpaint.loader import load_selfie_pipeline
 
         device, dtype = load_placement()
-        pipe = load_selfie_pipeline(resolve_dir("diffusers", model), device=device, dtype=dtype)
+        pipe = load_selfie_pipeline(resolve_dir("diffusers", model, "model"), device=device, dtype=dtype)
         return io.NodeOutput(pipe, pipe.describe())
 
 
@@ -92,8 +92,8 @@ class RecomposeSelfieControlNetLoader(io.ComfyNode):
 
         device, dtype = load_placement()
         folders = model_dirs("controlnet", "config.json")
-        path = resolve_dir("controlnet", controlnet) if controlnet in folders else resolve_file("controlnet",
-                                                                                                 controlnet)
+        path = (resolve_dir("controlnet", controlnet, "controlnet") if controlnet in folders
+                else resolve_file("controlnet", controlnet, "controlnet"))
         return io.NodeOutput(load_controlnet(path, device=device, dtype=dtype))
 
 

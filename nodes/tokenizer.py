@@ -5,7 +5,8 @@ from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import bchw_to_image, image_to_bchw
-from ._runtime import load_models, model_files, output_device, progress, resolve_file, torch_device
+from ._runtime import (input_path, load_models, model_files, output_device, progress, resolve_file, save_path,
+                       torch_device)
 
 CATEGORY = "Recompose/AlignTok"
 FOLDER = "recompose_aligntok"
@@ -39,7 +40,7 @@ class RecomposeAlignTokLoader(io.ComfyNode):
     def execute(cls, tokenizer_name) -> io.NodeOutput:
         from ..pipelines.aligntok.model import load_tokenizer
 
-        return io.NodeOutput(load_tokenizer(resolve_file(FOLDER, tokenizer_name)))
+        return io.NodeOutput(load_tokenizer(resolve_file(FOLDER, tokenizer_name, "tokenizer_name")))
 
 
 class RecomposeAlignTokEncode(io.ComfyNode):
@@ -125,7 +126,7 @@ class RecomposeAlignTokTrain(io.ComfyNode):
             inputs=[
                 Tokenizer.Input("tokenizer", tooltip="The tokenizer to continue from (it is copied, not changed)."),
                 io.String.Input("image_folder", default="aligntok_train",
-                                tooltip="Folder of training images; relative paths are inside ComfyUI's input folder."),
+                                tooltip="Folder of training images inside ComfyUI's input folder."),
                 io.Int.Input("stage", default=1, min=1, max=3, tooltip="Which training stage to run (1, 2 or 3)."),
                 io.Int.Input("steps", default=100, min=1, max=1_000_000, tooltip="Optimisation steps."),
                 io.Int.Input("batch_size", default=4, min=1, max=256, tooltip="Images per step."),
@@ -142,16 +143,14 @@ class RecomposeAlignTokTrain(io.ComfyNode):
     def execute(cls, tokenizer, image_folder, stage, steps, batch_size, size, learning_rate, save_as) -> io.NodeOutput:
         import os
 
-        import folder_paths
-
         from ..pipelines.aligntok.model import AlignTok, save_tokenizer
         from ..pipelines.aligntok.train import StageSettings, image_folder_batches, train_stage
-        from ._folders import folder_path_for
 
-        folder = image_folder if os.path.isabs(image_folder) else os.path.join(folder_paths.get_input_directory(),
-                                                                               image_folder)
+        folder = input_path(image_folder, "image_folder")
         if not save_as.endswith(".safetensors") or os.path.basename(save_as) != save_as:
-            raise InputError("'save_as' must be a plain file name ending in .safetensors.")
+            raise InputError("'save_as' must be a plain file name ending in .safetensors (it is saved in the "
+                             "models/recompose/aligntok folder).")
+        out_path = save_path(FOLDER, save_as, "save_as")
         device = torch_device()
         source = _model(tokenizer)
         settings = StageSettings(stage, steps, learning_rate, batch_size)
@@ -163,9 +162,8 @@ class RecomposeAlignTokTrain(io.ComfyNode):
             model.to(device)
             batches = (b.to(device) for b in image_folder_batches(folder, size, batch_size))
             trained = train_stage(model, batches, settings, progress=progress(steps))
-        out_dir = folder_path_for(FOLDER)
-        os.makedirs(out_dir, exist_ok=True)
-        save_tokenizer(trained, os.path.join(out_dir, save_as))
+        os.makedirs(os.path.dirname(out_path), exist_ok=True)
+        save_tokenizer(trained, out_path)
         return io.NodeOutput(trained)
 
 
