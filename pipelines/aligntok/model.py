@@ -113,13 +113,13 @@ def save_tokenizer(model: AlignTok, path) -> None:
 def load_tokenizer(path, device="cpu") -> AlignTok:
     from safetensors import safe_open
 
-    from ..common.checkpoints import load_into, load_state_dict
+    from ..common.checkpoints import load_into, load_state_dict, unreadable
 
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as exc:
-        raise CheckpointFormatError(path, f"Not a readable safetensors file ({exc})") from exc
+        raise unreadable(path, exc) from exc
     if meta.get("format") != "aligntok":
         raise CheckpointFormatError(path, "Not an AlignTok tokenizer (no 'aligntok' format metadata)",
                                     hint="Expected a file written by pipelines.aligntok (save_tokenizer).")
