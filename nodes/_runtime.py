@@ -104,6 +104,16 @@ def _patcher(owner):
     return patcher
 
 
+def choice(value, options, node: str, input_name: str):
+    """``value`` if it is one of ``options``; ComfyUI 0.3.75 does not check V3 combo values against their
+    options, so every enum-like input is checked here instead of silently falling back to a default."""
+    options = list(options)
+    if value not in options:
+        raise InputError(f"{node}: '{input_name}' must be one of {', '.join(repr(o) for o in options)}; "
+                         f"got {value!r}. Pick one from the list.")
+    return value
+
+
 def model_files(folder: str) -> list[str]:
     """Dropdown entries for weight files in a registered folder."""
     return folder_paths.get_filename_list(folder)

@@ -11,13 +11,15 @@ import folder_paths
 
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import image_to_bchw
-from ._runtime import input_path, output_device, progress, resolve_dir, save_path
+from ._runtime import choice, input_path, output_device, progress, resolve_dir, save_path
 from ._types import PoseKeypoint
 
 CATEGORY = "Recompose/Fit Check"
 MotionQuery = io.Custom("RECOMPOSE_MOTION_QUERY")
 MotionDB = io.Custom("RECOMPOSE_MOTION_DB")
 BUILT_IN = "built-in synthetic"
+ACCELERATION_UNITS = ["auto", "m/s^2", "g"]
+ANGLE_UNITS = ["auto", "radians", "degrees"]
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -58,9 +60,9 @@ class RecomposeLoadIMU(io.ComfyNode):
                                tooltip="A .csv file in ComfyUI's input folder."),
                 io.Float.Input("fps", default=30.0, min=5.0, max=240.0, step=1.0,
                                tooltip="Rate the recording is resampled to."),
-                io.Combo.Input("acceleration_unit", options=["auto", "m/s^2", "g"],
+                io.Combo.Input("acceleration_unit", options=ACCELERATION_UNITS,
                                tooltip="auto: g for iOS CoreMotion columns (motionUserAcceleration*), else m/s^2."),
-                io.Combo.Input("angle_unit", options=["auto", "radians", "degrees"],
+                io.Combo.Input("angle_unit", options=ANGLE_UNITS,
                                tooltip="Unit of yaw/pitch/roll columns (auto: degrees when values exceed 2*pi)."),
             ],
             outputs=[
@@ -73,6 +75,8 @@ class RecomposeLoadIMU(io.ComfyNode):
     def execute(cls, recording, fps, acceleration_unit, angle_unit) -> io.NodeOutput:
         from ..pipelines.motion.imu import imu_to_trajectory
 
+        choice(acceleration_unit, ACCELERATION_UNITS, "Load IMU Recording", "acceleration_unit")
+        choice(angle_unit, ANGLE_UNITS, "Load IMU Recording", "angle_unit")
         path = input_path(recording, "recording")
         if not os.path.isfile(path):
             raise InputError(f"No recording '{recording}' in ComfyUI's input folder ({folder_paths.get_input_directory()}).")

@@ -5,9 +5,11 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ._runtime import load_models, load_placement, model_files, output_device, progress, resolve_file
+from ._runtime import choice, load_models, load_placement, model_files, output_device, progress, resolve_file
 
 CATEGORY = "Recompose/Total Selfie"
+UNDISTORT_MODES = ["geometry", "learned", "auto"]
+ON_NO_FACE = ["error", "pass_through"]
 FaceLandmarksType = io.Custom("RECOMPOSE_FACE_LANDMARKS")
 FlowType = io.Custom("RECOMPOSE_FLOW")
 CorrectorType = io.Custom("RECOMPOSE_FACE_CORRECTOR")
@@ -96,7 +98,7 @@ class FaceUndistort(io.ComfyNode):
                         "The background stays in place.",
             inputs=[
                 io.Image.Input("image", tooltip="Selfies to correct (any size; batches are corrected one by one)."),
-                io.Combo.Input("mode", options=["geometry", "learned", "auto"], default="geometry",
+                io.Combo.Input("mode", options=UNDISTORT_MODES, default="geometry",
                                tooltip="geometry: the mesh-based corrector. learned: the connected learned "
                                        "corrector (an error without one). auto: the learned corrector when one is "
                                        "loaded, otherwise geometry (the report says which ran)."),
@@ -112,7 +114,7 @@ class FaceUndistort(io.ComfyNode):
                                        "cameras: ~65-80). Ignored when selfie_distance_m is set."),
                 io.Int.Input("face_index", default=-1, min=-1, max=32,
                              tooltip="-1: the largest face. 0, 1, ...: faces from left to right."),
-                io.Combo.Input("on_no_face", options=["error", "pass_through"], default="error",
+                io.Combo.Input("on_no_face", options=ON_NO_FACE, default="error",
                                tooltip="What to do with an image without a face: stop with an error, or return it "
                                        "unchanged."),
                 io.Float.Input("falloff", default=0.35, min=0.05, max=2.0, step=0.05,
@@ -147,6 +149,8 @@ class FaceUndistort(io.ComfyNode):
         from ..pipelines.undistort import UndistortSettings
         from ..pipelines.undistort.learned import correct_faces
 
+        choice(mode, UNDISTORT_MODES, "Face Undistort", "mode")
+        choice(on_no_face, ON_NO_FACE, "Face Undistort", "on_no_face")
         settings = UndistortSettings(far_m=far_distance_m, distance_m=selfie_distance_m, fov_deg=fov_degrees,
                                      face_index=face_index, on_no_face=on_no_face, falloff=falloff,
                                      depth_is_disparity=depth_is_disparity)

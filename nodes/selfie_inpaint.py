@@ -6,8 +6,8 @@ import os
 from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
-from ._runtime import (load_models, load_placement, model_dirs, model_files, output_device, progress, resolve_dir,
-                       resolve_file)
+from ._runtime import (choice, load_models, load_placement, model_dirs, model_files, output_device, progress,
+                       resolve_dir, resolve_file)
 from ._types import SelfiePipeType
 
 CATEGORY = "Recompose/Total Selfie"
@@ -166,6 +166,7 @@ class RecomposeSelfieInpaint(io.ComfyNode):
 
         if not isinstance(selfie_pipe, SelfieInpaintPipeline):
             raise InputError("'selfie_pipe' must come from 'Load Selfie Inpainting Model'.")
+        choice(scheduler, SCHEDULER_CHOICES, "Selfie Inpaint", "scheduler")
         if (controlnet is None) != (control_image is None):
             raise InputError("Connect both 'controlnet' and 'control_image' to guide the pose, or neither.")
         control = None if controlnet is None else ControlSpec(controlnet, control_image, control_scale,

@@ -9,7 +9,7 @@ from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import bchw_to_image, image_to_bchw, image_to_uint8
-from ._runtime import output_device, progress
+from ._runtime import choice, output_device, progress
 from ._types import PoseKeypoint
 
 CATEGORY = "Recompose/Total Selfie"
@@ -116,6 +116,7 @@ class RecomposeRegionCrop(io.ComfyNode):
     def execute(cls, image, region, width, height, context, feather, face_index, mask=None):
         from ..pipelines.selfie_tools import crop, regions
 
+        choice(region, regions.REGIONS, "Crop Region", "region")
         rgb = image_to_uint8(image)
         masks = None if mask is None else (mask if mask.ndim == 3 else mask[None]).float().cpu()
         geos, region_masks = [], []
@@ -295,6 +296,7 @@ class RecomposeRankReferences(io.ComfyNode):
                 shoes_label_map=None, upper_selfie=None, lower_selfie=None, shoes_selfie=None):
         from ..pipelines.selfie_tools import ranking
 
+        choice(label_scheme, ranking.LABEL_SCHEMES, "Rank References", "label_scheme")
         if label_scheme == "mediapipe coarse parts":
             from ..pipelines.selfie_tools.person import mediapipe_label_sets
 
