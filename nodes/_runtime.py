@@ -1,4 +1,5 @@
 """What every adapter needs from ComfyUI: progress + cancel, devices, model files, safe paths."""
+import contextlib
 import os
 import re
 import weakref
@@ -26,6 +27,23 @@ def progress(total: int) -> Progress:
         bar.update_absolute(done, total_steps, _preview(preview))
 
     return Progress(total, report)
+
+
+@contextlib.contextmanager
+def cancellable():
+    """Inside, every torch module call is a cancel point: set-up and finishing phases that are one big
+    call between progress steps (VAE encode/decode, image encoders, a full-size UNet step on CPU) then
+    react to /interrupt within one layer instead of after the whole call. The hook is global (it also
+    covers copies a node makes of its models) and removed on exit, so other packs' nodes are untouched."""
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(_cancel_point)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _cancel_point(_module, _args):
+    mm.throw_exception_if_processing_interrupted()
 
 
 def _preview(image):

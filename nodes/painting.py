@@ -5,8 +5,8 @@ RECOMPOSE_MASK_GENERATOR, RECOMPOSE_INSTRUCTIONS)."""
 import torch
 from comfy_api.latest import io
 
-from ._runtime import (load_models, load_placement, model_dirs, model_files, output_device, progress, resolve_dir,
-                       resolve_file)
+from ._runtime import (cancellable, load_models, load_placement, model_dirs, model_files, output_device, progress,
+                       resolve_dir, resolve_file)
 from ._types import InstructionsType, MaskGeneratorType, PainterType
 
 CATEGORY = "Recompose/Inverse Painting"
@@ -195,8 +195,9 @@ class InversePaint(io.ComfyNode):
         image = image_to_bchw(target)
         load_models(painter, mask_generator, instructions)
         bar = progress(max_updates)
-        res = paint(image[:1], painter, mask_generator, instructions, interval_s=interval_s,
-                    max_updates=max_updates, short_side=short_side, progress=bar)
+        with cancellable():
+            res = paint(image[:1], painter, mask_generator, instructions, interval_s=interval_s,
+                        max_updates=max_updates, short_side=short_side, progress=bar)
         out = output_device()
         keyframes = bchw_to_image(res.keyframes).to(out)
         masks = res.masks[:, 0] if res.updates else torch.zeros(1, *res.keyframes.shape[-2:])

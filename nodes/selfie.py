@@ -5,7 +5,8 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ._runtime import choice, load_models, load_placement, model_files, output_device, progress, resolve_file
+from ._runtime import (cancellable, choice, load_models, load_placement, model_files, output_device, progress,
+                       resolve_file)
 
 CATEGORY = "Recompose/Total Selfie"
 UNDISTORT_MODES = ["geometry", "learned", "auto"]
@@ -155,9 +156,10 @@ class FaceUndistort(io.ComfyNode):
                                      face_index=face_index, on_no_face=on_no_face, falloff=falloff,
                                      depth_is_disparity=depth_is_disparity)
         device = load_models(corrector if mode != "geometry" else None)
-        result, report = correct_faces(mode, image, settings, corrector, landmarks=landmarks, depth=depth,
-                                       depth_mask=depth_mask, progress=progress(image.shape[0]), device=device,
-                                       dtype=load_placement()[1])
+        with cancellable():
+            result, report = correct_faces(mode, image, settings, corrector, landmarks=landmarks, depth=depth,
+                                           depth_mask=depth_mask, progress=progress(image.shape[0]), device=device,
+                                           dtype=load_placement()[1])
         flow = {"sampling_map": result.sampling_maps, "size": tuple(image.shape[1:3])}
         return io.NodeOutput(_out(result.images), flow, _out(result.face_masks), report)
 

@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import image_to_bchw, require_same_size
-from ._runtime import load_models, model_files, progress, resolve_file, save_path
+from ._runtime import cancellable, load_models, model_files, progress, resolve_file, save_path
 from ._types import SelfiePipeType
 
 CATEGORY = "Recompose/Total Selfie"
@@ -108,8 +108,9 @@ class RecomposeSelfieFineTune(io.ComfyNode):
                                    [image_to_bchw(s[:1])[0] for s in (face, upper_body, lower_body, shoes)],
                                    count=augmentations, seed=seed, inpaint_mask=inpaint_mask)
         load_models(selfie_pipe)
-        tuned = finetune_pipeline(selfie_pipe, capture, out_path, steps=steps, lr=learning_rate,
-                                  batch_size=batch_size, lora_rank=lora_rank, seed=seed, progress=progress(steps))
+        with cancellable():
+            tuned = finetune_pipeline(selfie_pipe, capture, out_path, steps=steps, lr=learning_rate,
+                                      batch_size=batch_size, lora_rank=lora_rank, seed=seed, progress=progress(steps))
         return io.NodeOutput(tuned, out_path)
 
 

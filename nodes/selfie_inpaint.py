@@ -6,8 +6,8 @@ import os
 from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
-from ._runtime import (choice, load_models, load_placement, model_dirs, model_files, output_device, progress,
-                       resolve_dir, resolve_file)
+from ._runtime import (cancellable, choice, load_models, load_placement, model_dirs, model_files, output_device,
+                       progress, resolve_dir, resolve_file)
 from ._types import SelfiePipeType
 
 CATEGORY = "Recompose/Total Selfie"
@@ -173,9 +173,11 @@ class RecomposeSelfieInpaint(io.ComfyNode):
                                                               control_start, control_end)
         load_models(selfie_pipe, controlnet)
         bar = progress(selfie_pipe.model_calls(steps, scheduler))
-        image = selfie_pipe.inpaint(background, mask, [face, upper_body, lower_body, shoes],
-                                    foreground_mask=person_mask, control=control, steps=steps, cfg=cfg, seed=seed,
-                                    blend_s=blend_s, dilation=dilation, scheduler=scheduler, progress=bar)
+        with cancellable():
+            image = selfie_pipe.inpaint(background, mask, [face, upper_body, lower_body, shoes],
+                                        foreground_mask=person_mask, control=control, steps=steps, cfg=cfg,
+                                        seed=seed, blend_s=blend_s, dilation=dilation, scheduler=scheduler,
+                                        progress=bar)
         log = [selfie_pipe.describe(),
                "ControlNet: none" if control is None else
                f"ControlNet fed the selfie embedding, scale {control_scale}, steps {control_start:.2f}-{control_end:.2f}",

@@ -5,8 +5,8 @@ from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import bchw_to_image, image_to_bchw
-from ._runtime import (input_path, load_models, model_files, output_device, progress, resolve_file, save_path,
-                       torch_device)
+from ._runtime import (cancellable, input_path, load_models, model_files, output_device, progress, resolve_file,
+                       save_path, torch_device)
 
 CATEGORY = "Recompose/AlignTok"
 FOLDER = "recompose_aligntok"
@@ -69,7 +69,7 @@ class RecomposeAlignTokEncode(io.ComfyNode):
             x = F.interpolate(x, size=(th, tw), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
         bar = progress(x.shape[0])
         latents = []
-        with torch.no_grad():
+        with torch.no_grad(), cancellable():
             for i in range(x.shape[0]):
                 latents.append(model.encode(x[i:i + 1]))
                 bar.step()
@@ -108,7 +108,8 @@ class RecomposeAlignTokDecode(io.ComfyNode):
         overlap = min(tile_overlap, tile_size - 1)
         h, w = z.shape[-2:]
         tiles = (-(-max(h - overlap, 1) // (tile_size - overlap))) * (-(-max(w - overlap, 1) // (tile_size - overlap)))
-        images = tiled_decode(model, z, tile_size, overlap, progress(max(tiles, 1)))
+        with cancellable():
+            images = tiled_decode(model, z, tile_size, overlap, progress(max(tiles, 1)))
         return io.NodeOutput(bchw_to_image(images).to(output_device()))
 
 
@@ -156,7 +157,7 @@ class RecomposeAlignTokTrain(io.ComfyNode):
         settings = StageSettings(stage, steps, learning_rate, batch_size)
         # ComfyUI runs nodes in inference mode; training needs ordinary tensors, so the
         # copy is rebuilt from cloned weights outside it (the loaded tokenizer stays as is).
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad(), cancellable():
             model = AlignTok(source.config)
             model.load_state_dict({k: v.clone() for k, v in source.state_dict().items()})
             model.to(device)

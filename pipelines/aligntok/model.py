@@ -8,6 +8,7 @@ gives a 16x16xd latent; any size that is a multiple of 16 works the same way.
 Saved as ONE safetensors file whose metadata holds the config and a format version.
 """
 import json
+import os
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -106,8 +107,10 @@ def save_tokenizer(model: AlignTok, path) -> None:
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"format": "aligntok", "format_version": str(FORMAT_VERSION),
-                                          "config": model.config.to_json()})
+    tmp = f"{path}.tmp"
+    save_file(state, tmp, metadata={"format": "aligntok", "format_version": str(FORMAT_VERSION),
+                                    "config": model.config.to_json()})
+    os.replace(tmp, str(path))  # never leave a half-written tokenizer under the name the loader lists
 
 
 def load_tokenizer(path, device="cpu") -> AlignTok:
