@@ -2,6 +2,8 @@
 loaders, renderer settings, and the painting loop that also drives the baseline painter and the
 instruction/mask nodes from nodes/painting_tools.py (custom types RECOMPOSE_PAINTER,
 RECOMPOSE_MASK_GENERATOR, RECOMPOSE_INSTRUCTIONS)."""
+import copy
+
 import torch
 from comfy_api.latest import io
 
@@ -194,6 +196,11 @@ class InversePaint(io.ComfyNode):
 
         image = image_to_bchw(target)
         load_models(painter, mask_generator, instructions)
+        # The loop keeps per-run state on its components (begin(target) caches, visit counts); they are
+        # cached outputs of upstream nodes, reused by later runs, so each run gets shallow copies (the
+        # weights stay shared).
+        painter, mask_generator, instructions = (None if c is None else copy.copy(c)
+                                                 for c in (painter, mask_generator, instructions))
         bar = progress(max_updates)
         with cancellable():
             res = paint(image[:1], painter, mask_generator, instructions, interval_s=interval_s,
