@@ -104,6 +104,7 @@ def load_models(*owners) -> torch.device:
     mm.load_models_gpu(patchers, force_full_load=True)
     for patcher in patchers:
         patcher.model.to(patcher.load_device)  # a module shared with another owner may have been offloaded
+    mm.throw_exception_if_processing_interrupted()  # loading can take seconds: a cancel point right after
     return mm.get_torch_device()
 
 

@@ -10,7 +10,7 @@ from comfy_api.latest import io
 import folder_paths
 
 from ..pipelines.common.errors import InputError
-from ..pipelines.common.images import image_to_bchw
+from ..pipelines.common.images import image_to_bchw, mask_to_b1hw
 from ._runtime import choice, input_path, output_device, progress, resolve_dir, save_path
 from ._types import PoseKeypoint
 
@@ -211,8 +211,9 @@ class RecomposeRankBackgrounds(io.ComfyNode):
         if depths.shape[0] != n or floors.shape[0] != n:
             raise InputError(f"{n} backgrounds but {depths.shape[0]} depth maps and {floors.shape[0]} floor masks; "
                              "give one of each per background.")
-        ref = ground_normal(_depth_plane(reference_depth)[0], reference_floor[0].cpu().numpy(), fov_degrees, inverse_depth)
-        depth_np, floor_np = _depth_plane(depths), floors.cpu().numpy()
+        ref = ground_normal(_depth_plane(reference_depth)[0], mask_to_b1hw(reference_floor)[0, 0].cpu().numpy(),
+                            fov_degrees, inverse_depth)
+        depth_np, floor_np = _depth_plane(depths), mask_to_b1hw(floors)[:, 0].cpu().numpy()
         bar = progress(n)
         normals = []
         for i in range(n):
@@ -249,7 +250,7 @@ class RecomposePlacePoses(io.ComfyNode):
     def execute(cls, poses, floor, height_fraction) -> io.NodeOutput:
         from ..pipelines.motion.background import place_on_ground
 
-        placed = place_on_ground(poses, floor[0].cpu().numpy(), height_fraction)
+        placed = place_on_ground(poses, mask_to_b1hw(floor)[0, 0].cpu().numpy(), height_fraction)
         return io.NodeOutput(placed, _render(placed))
 
 

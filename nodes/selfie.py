@@ -187,6 +187,7 @@ class ApplyFaceFlow(io.ComfyNode):
     @classmethod
     def execute(cls, flow, image=None, mask=None) -> io.NodeOutput:
         from ..pipelines.common.errors import InputError
+        from ..pipelines.common.images import image_to_bchw, mask_to_b1hw
         from ..pipelines.undistort.warp import remap
 
         maps = flow["sampling_map"]
@@ -199,9 +200,8 @@ class ApplyFaceFlow(io.ComfyNode):
             m = maps if maps.shape[0] == x_bchw.shape[0] else maps[:1]
             return remap(x_bchw.float().cpu(), m)
 
-        out_img = torch.zeros(1, 64, 64, 3) if image is None else warp(image.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        out_mask = torch.zeros(1, 64, 64) if mask is None else warp(
-            (mask if mask.ndim == 3 else mask[None])[:, None])[:, 0]
+        out_img = torch.zeros(1, 64, 64, 3) if image is None else warp(image_to_bchw(image)).permute(0, 2, 3, 1)
+        out_mask = torch.zeros(1, 64, 64) if mask is None else warp(mask_to_b1hw(mask))[:, 0]
         return io.NodeOutput(_out(out_img.clamp(0, 1)), _out(out_mask.clamp(0, 1)))
 
 
