@@ -82,7 +82,8 @@ class RecomposePrependReferences(io.ComfyNode):
     def execute(cls, frames, front, back) -> io.NodeOutput:
         require_same_size(front, frames, "The front image", "the frames")
         require_same_size(back, frames, "The back image", "the frames")
-        return io.NodeOutput(torch.cat([front[:1, ..., :3], back[:1, ..., :3], frames[..., :3]], dim=0))
+        rgb = [image_to_bchw(x).permute(0, 2, 3, 1) for x in (front[:1], back[:1], frames)]  # grey/RGBA -> RGB
+        return io.NodeOutput(torch.cat(rgb, dim=0))
 
 
 class RecomposeDropReferences(io.ComfyNode):

@@ -8,7 +8,7 @@ import torch
 from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
-from ..pipelines.common.images import bchw_to_image, image_to_bchw, image_to_uint8
+from ..pipelines.common.images import bchw_to_image, image_to_bchw, image_to_uint8, mask_to_b1hw
 from ._runtime import choice, output_device, progress
 from ._types import PoseKeypoint
 
@@ -246,7 +246,7 @@ class RecomposeMaskBox(io.ComfyNode):
     def execute(cls, mask, scale):
         from ..pipelines.selfie_tools.crop import scaled_box_mask
 
-        masks = (mask if mask.ndim == 3 else mask[None]).float().cpu().numpy()
+        masks = mask_to_b1hw(mask)[:, 0].cpu().numpy()
         return io.NodeOutput(_out(torch.stack([torch.from_numpy(scaled_box_mask(m, scale)) for m in masks])))
 
 

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
-from ..pipelines.common.images import bchw_to_image, image_to_bchw
+from ..pipelines.common.images import bchw_to_image, image_to_bchw, usable
 from ._runtime import (cancellable, input_path, load_models, model_files, output_device, progress, resolve_file,
                        save_path, torch_device)
 
@@ -100,7 +100,7 @@ class RecomposeAlignTokDecode(io.ComfyNode):
         from ..pipelines.aligntok.tiling import tiled_decode
 
         model = _model(tokenizer)
-        z = latent["samples"].to(torch_device())
+        z = usable(latent["samples"], "LATENT").to(torch_device())
         if z.ndim != 4 or z.shape[1] != model.latent_dim:
             raise InputError(f"This LATENT has {z.shape[1] if z.ndim == 4 else z.ndim} channels; the tokenizer decodes "
                              f"{model.latent_dim}-channel AlignTok latents. Encode with the same tokenizer "

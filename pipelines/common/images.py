@@ -17,20 +17,17 @@ def image_to_bchw(image: torch.Tensor) -> torch.Tensor:
     if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
         raise InputError(f"Expected an IMAGE of shape [B,H,W,C] with 1, 3 or 4 channels, got shape "
                          f"{tuple(image.shape)}.")
-    image = _usable(image, "IMAGE")
+    image = usable(image, "IMAGE")
     return image[..., :3].expand(*image.shape[:3], 3).permute(0, 3, 1, 2).contiguous()
 
 
-def _usable(x: torch.Tensor, kind: str) -> torch.Tensor:
-    """``x`` as floats, refused (InputError) when empty or holding NaN/Inf: every node would otherwise
+def usable(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """``x`` as float32, refused (InputError) when empty or holding NaN/Inf: every node would otherwise
     fail somewhere inside a library with an error that does not say which input was wrong."""
     if x.numel() == 0:
         raise InputError(f"This {kind} is empty (shape {tuple(x.shape)}): the node that made it produced no "
                          "pixels or no batch entries. Check its inputs.")
-    if x.dtype == torch.uint8:  # 0..255 from a node that skipped the conversion
-        x = x.float() / 255.0
-    elif not x.is_floating_point():
-        x = x.float()
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()  # uint8: 0..255 from a node that skipped it
     if not torch.isfinite(x).all():
         raise InputError(f"This {kind} holds NaN or infinite values (shape {tuple(x.shape)}); the node that made "
                          "it failed numerically (e.g. a model run in too low precision). Fix that node first.")
@@ -48,7 +45,7 @@ def mask_to_b1hw(mask: torch.Tensor) -> torch.Tensor:
         mask = mask.unsqueeze(0)
     if mask.ndim != 3:
         raise InputError(f"Expected a MASK of shape [B,H,W], got shape {tuple(mask.shape)}.")
-    return _usable(mask, "MASK").unsqueeze(1)
+    return usable(mask, "MASK").unsqueeze(1)
 
 
 def to_signed(x: torch.Tensor) -> torch.Tensor:
