@@ -1,5 +1,7 @@
-"""What every adapter needs from ComfyUI: progress + cancel, devices, model files."""
+"""What every adapter needs from ComfyUI: progress + cancel, devices, model files, safe paths."""
+import contextlib
 import os
+import re
 import weakref
 
 import comfy.model_management as mm
@@ -10,7 +12,7 @@ import torch
 
 from PIL import Image
 
-from ..pipelines.common import CheckpointFormatError, Progress
+from ..pipelines.common import CheckpointFormatError, InputError, Progress
 from ..pipelines.common.images import image_to_pils
 
 from ._folders import folder_path_for
@@ -26,6 +28,23 @@ def progress(total: int) -> Progress:
         bar.update_absolute(done, total_steps, _preview(preview))
 
     return Progress(total, report)
+
+
+@contextlib.contextmanager
+def cancellable():
+    """Inside, every torch module call is a cancel point: set-up and finishing phases that are one big
+    call between progress steps (VAE encode/decode, image encoders, a full-size UNet step on CPU) then
+    react to /interrupt within one layer instead of after the whole call. The hook is global (it also
+    covers copies a node makes of its models) and removed on exit, so other packs' nodes are untouched."""
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(_cancel_point)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _cancel_point(_module, _args):
+    mm.throw_exception_if_processing_interrupted()
 
 
 def _preview(image):
@@ -86,6 +105,7 @@ def load_models(*owners) -> torch.device:
     mm.load_models_gpu(patchers, force_full_load=True)
     for patcher in patchers:
         patcher.model.to(patcher.load_device)  # a module shared with another owner may have been offloaded
+    mm.throw_exception_if_processing_interrupted()  # loading can take seconds: a cancel point right after
     return mm.get_torch_device()
 
 
@@ -104,6 +124,16 @@ def _patcher(owner):
     return patcher
 
 
+def choice(value, options, node: str, input_name: str):
+    """``value`` if it is one of ``options``; ComfyUI 0.3.75 does not check V3 combo values against their
+    options, so every enum-like input is checked here instead of silently falling back to a default."""
+    options = list(options)
+    if value not in options:
+        raise InputError(f"{node}: '{input_name}' must be one of {', '.join(repr(o) for o in options)}; "
+                         f"got {value!r}. Pick one from the list.")
+    return value
+
+
 def model_files(folder: str) -> list[str]:
     """Dropdown entries for weight files in a registered folder."""
     return folder_paths.get_filename_list(folder)
@@ -115,27 +145,74 @@ def model_dirs(folder: str, marker: str) -> list[str]:
     for root in folder_paths.get_folder_paths(folder):
         if not os.path.isdir(root):
             continue
-        for here, _dirs, files in os.walk(root, followlinks=True):
+        for here, dirs, files in os.walk(root, followlinks=True):
+            dirs[:] = [d for d in dirs if stays_inside(root, os.path.join(here, d))]  # links out are refused
             if marker in files:
                 found.add(os.path.relpath(here, root).replace(os.sep, "/"))
     return sorted(found)
 
 
-def resolve_file(folder: str, name: str) -> str:
-    path = folder_paths.get_full_path(folder, name)
+def stays_inside(root: str, path: str) -> bool:
+    real_root = os.path.realpath(root)
+    return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
+
+
+def safe_join(root: str, name: str, input_name: str, where: str = "") -> str:
+    """``root/name`` for a name a user typed or picked, refused (InputError naming the input and the
+    folder) when it would leave ``root``: absolute paths, '~', '..' parts, and links whose target lies
+    outside. ComfyUI 0.3.75 does not check V3 combo values against their options, so every string that
+    becomes a path comes through here. Messages name the input, never the contents of any file."""
+    where = where or f"the folder '{root}'"
+    parts = [p for p in re.split(r"[\\/]+", name) if p not in ("", ".")] if isinstance(name, str) else []
+    if not parts or "\0" in name:
+        raise InputError(f"'{input_name}' is empty or not a name: give a name inside {where}.")
+    if os.path.isabs(name) or name.startswith(("~", "\\")) or re.match(r"[A-Za-z]:", name) or ".." in parts:
+        raise InputError(f"'{input_name}' must name something inside {where}; '{name}' is refused (no absolute "
+                         "paths, '~' or '..'). Put the file there and pick it from the list.")
+    path = os.path.join(root, *parts)
+    if not stays_inside(root, path):
+        raise InputError(f"'{input_name}': '{name}' is a link that leads outside {where}; links out of the folder "
+                         "are refused. Copy the file into the folder instead.")
+    return path
+
+
+def input_path(name: str, input_name: str) -> str:
+    """A path inside ComfyUI's input folder (see safe_join); a trailing ' [input]' annotation is dropped."""
+    if isinstance(name, str) and name.endswith(" [input]"):
+        name = name[:-len(" [input]")]
+    root = folder_paths.get_input_directory()
+    return safe_join(root, name, input_name, f"ComfyUI's input folder ({root})")
+
+
+def _in_folders(folder: str, name: str, input_name: str, exists) -> str | None:
+    """The first registered root of ``folder`` where root/name passes ``exists`` (names checked by safe_join)."""
+    for root in folder_paths.get_folder_paths(folder):
+        path = safe_join(root, name, input_name or folder, f"the '{folder}' model folder ({root})")
+        if exists(path):
+            return path
+    return None
+
+
+def resolve_file(folder: str, name: str, input_name: str = "") -> str:
+    path = _in_folders(folder, name, input_name, os.path.isfile)
     if path is None:
         raise CheckpointFormatError(os.path.join(folder_path_for(folder), name), "Weight file not found",
                                     hint=_put_hint(folder, name))
     return path
 
 
-def resolve_dir(folder: str, name: str) -> str:
-    for root in folder_paths.get_folder_paths(folder):
-        path = os.path.join(root, name)
-        if os.path.isdir(path):
-            return path
-    raise CheckpointFormatError(os.path.join(folder_path_for(folder), name), "Model folder not found",
-                                hint=_put_hint(folder, name))
+def resolve_dir(folder: str, name: str, input_name: str = "") -> str:
+    path = _in_folders(folder, name, input_name, os.path.isdir)
+    if path is None:
+        raise CheckpointFormatError(os.path.join(folder_path_for(folder), name), "Model folder not found",
+                                    hint=_put_hint(folder, name))
+    return path
+
+
+def save_path(folder: str, name: str, input_name: str) -> str:
+    """Where a node saves ``name`` in a model folder (its first registered root), checked by safe_join."""
+    root = folder_path_for(folder)
+    return safe_join(root, name, input_name, f"the '{folder}' model folder ({root})")
 
 
 def _put_hint(folder: str, name: str) -> str:

@@ -6,8 +6,8 @@ from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import cover_crop, image_to_bchw, require_same_size
-from ._runtime import (load_models, load_placement, model_dirs, model_files, output_device, progress, resolve_dir,
-                       resolve_file)
+from ._runtime import (cancellable, load_models, load_placement, model_dirs, model_files, output_device, progress,
+                       resolve_dir, resolve_file)
 
 CATEGORY = "Recompose/Fit Check"
 REFERENCE_COUNT = 2
@@ -82,7 +82,8 @@ class RecomposePrependReferences(io.ComfyNode):
     def execute(cls, frames, front, back) -> io.NodeOutput:
         require_same_size(front, frames, "The front image", "the frames")
         require_same_size(back, frames, "The back image", "the frames")
-        return io.NodeOutput(torch.cat([front[:1, ..., :3], back[:1, ..., :3], frames[..., :3]], dim=0))
+        rgb = [image_to_bchw(x).permute(0, 2, 3, 1) for x in (front[:1], back[:1], frames)]  # grey/RGBA -> RGB
+        return io.NodeOutput(torch.cat(rgb, dim=0))
 
 
 class RecomposeDropReferences(io.ComfyNode):
@@ -161,7 +162,8 @@ class RecomposeFitCheckLoader(io.ComfyNode):
         from ..pipelines.mimicmotion.loader import load_fitcheck_pipeline
 
         device, dtype = load_placement()
-        pipe = load_fitcheck_pipeline(resolve_dir("diffusers", svd_model), resolve_file("recompose_fitcheck", weights),
+        pipe = load_fitcheck_pipeline(resolve_dir("diffusers", svd_model, "svd_model"),
+                                      resolve_file("recompose_fitcheck", weights, "weights"),
                                       device=device, dtype=dtype)
         return io.NodeOutput(pipe)
 
@@ -230,12 +232,13 @@ class RecomposeFitCheckSampler(io.ComfyNode):
         if front_pose is not None:
             reference_poses = torch.cat([_fit(front_pose[:1], width, height), _fit(back_pose[:1], width, height)])
         load_models(fitcheck_pipe)
-        frames = fitcheck_pipe(
-            _fit(front[:1], width, height), _fit(back[:1], width, height), _fit(poses, width, height),
-            background=None if background is None else _fit(background[:1], width, height),
-            reference_poses=reference_poses, steps=steps, cfg=cfg, tile_frames=tile_frames, overlap=overlap,
-            seed=seed, decode_chunk=decode_chunk, multi_reference=multi_reference,
-            progress=progress(progress_total(poses.shape[0], steps, tile_frames, overlap, decode_chunk)))
+        with cancellable():
+            frames = fitcheck_pipe(
+                _fit(front[:1], width, height), _fit(back[:1], width, height), _fit(poses, width, height),
+                background=None if background is None else _fit(background[:1], width, height),
+                reference_poses=reference_poses, steps=steps, cfg=cfg, tile_frames=tile_frames, overlap=overlap,
+                seed=seed, decode_chunk=decode_chunk, multi_reference=multi_reference,
+                progress=progress(progress_total(poses.shape[0], steps, tile_frames, overlap, decode_chunk)))
         tiles = len(video_tiles(poses.shape[0] + REFERENCE_COUNT, tile_frames, overlap))
         mode = (f"{fitcheck_pipe.describe(background is not None, multi_reference)}; {poses.shape[0]} frames at "
                 f"{width}x{height}, {tiles} tile(s), {steps} steps, cfg {cfg:g}")

@@ -10,15 +10,16 @@ from comfy_api.latest import io
 import folder_paths
 
 from ..pipelines.common.errors import InputError
-from ..pipelines.common.images import image_to_bchw
-from ._folders import folder_path_for
-from ._runtime import output_device, progress
+from ..pipelines.common.images import image_to_bchw, mask_to_b1hw
+from ._runtime import choice, input_path, output_device, progress, resolve_dir, save_path
 from ._types import PoseKeypoint
 
 CATEGORY = "Recompose/Fit Check"
 MotionQuery = io.Custom("RECOMPOSE_MOTION_QUERY")
 MotionDB = io.Custom("RECOMPOSE_MOTION_DB")
 BUILT_IN = "built-in synthetic"
+ACCELERATION_UNITS = ["auto", "m/s^2", "g"]
+ANGLE_UNITS = ["auto", "radians", "degrees"]
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -65,9 +66,9 @@ class RecomposeLoadIMU(io.ComfyNode):
                                        "(Orientation.csv + Accelerometer.csv ...) as a folder or a .zip."),
                 io.Float.Input("fps", default=30.0, min=5.0, max=240.0, step=1.0,
                                tooltip="Rate the recording is resampled to."),
-                io.Combo.Input("acceleration_unit", options=["auto", "m/s^2", "g"],
+                io.Combo.Input("acceleration_unit", options=ACCELERATION_UNITS,
                                tooltip="auto: g for iOS CoreMotion columns (motionUserAcceleration*), else m/s^2."),
-                io.Combo.Input("angle_unit", options=["auto", "radians", "degrees"],
+                io.Combo.Input("angle_unit", options=ANGLE_UNITS,
                                tooltip="Unit of yaw/pitch/roll columns (auto: degrees when values exceed 2*pi)."),
             ],
             outputs=[
@@ -80,8 +81,10 @@ class RecomposeLoadIMU(io.ComfyNode):
     def execute(cls, recording, fps, acceleration_unit, angle_unit) -> io.NodeOutput:
         from ..pipelines.motion.recording import recording_to_trajectory
 
-        path = folder_paths.get_annotated_filepath(recording)
-        if not os.path.exists(path):
+        choice(acceleration_unit, ACCELERATION_UNITS, "Load IMU Recording", "acceleration_unit")
+        choice(angle_unit, ANGLE_UNITS, "Load IMU Recording", "angle_unit")
+        path = input_path(recording, "recording")
+        if not os.path.exists(path):  # a .csv, a .zip or an export folder
             raise InputError(f"No recording '{recording}' in ComfyUI's input folder ({folder_paths.get_input_directory()}).")
         traj, notes = recording_to_trajectory(path, fps, acceleration_unit, angle_unit)
         report = (f"{recording}: {traj.duration_s:.1f} s, {len(traj)} samples at {fps:g} fps, "
@@ -122,9 +125,8 @@ class RecomposeMotionDatabase(io.ComfyNode):
             bar = progress(2 * synthetic_clips)  # clips, then their features; every step a cancel point
             db = MotionDatabase.synthetic(synthetic_clips, seed=seed, size=size, progress=bar)
         else:
-            roots = [os.path.join(r, database) for r in folder_paths.get_folder_paths("recompose_motion")]
-            folder = next((r for r in roots if os.path.isdir(r)), roots[0])
-            count = sum(f.endswith(".json") for f in os.listdir(folder)) if os.path.isdir(folder) else 0
+            folder = resolve_dir("recompose_motion", database, "database")
+            count = sum(f.endswith(".json") for f in os.listdir(folder))
             bar = progress(2 * count)
             db = MotionDatabase.load(folder, progress=bar)
         index = MotionIndex([c.trajectory for c in db.clips], [c.name for c in db.clips], progress=bar)
@@ -218,8 +220,9 @@ class RecomposeRankBackgrounds(io.ComfyNode):
         if depths.shape[0] != n or floors.shape[0] != n:
             raise InputError(f"{n} backgrounds but {depths.shape[0]} depth maps and {floors.shape[0]} floor masks; "
                              "give one of each per background.")
-        ref = ground_normal(_depth_plane(reference_depth)[0], reference_floor[0].cpu().numpy(), fov_degrees, inverse_depth)
-        depth_np, floor_np = _depth_plane(depths), floors.cpu().numpy()
+        ref = ground_normal(_depth_plane(reference_depth)[0], mask_to_b1hw(reference_floor)[0, 0].cpu().numpy(),
+                            fov_degrees, inverse_depth)
+        depth_np, floor_np = _depth_plane(depths), mask_to_b1hw(floors)[:, 0].cpu().numpy()
         bar = progress(n)
         normals = []
         for i in range(n):
@@ -256,7 +259,7 @@ class RecomposePlacePoses(io.ComfyNode):
     def execute(cls, poses, floor, height_fraction) -> io.NodeOutput:
         from ..pipelines.motion.background import place_on_ground
 
-        placed = place_on_ground(poses, floor[0].cpu().numpy(), height_fraction)
+        placed = place_on_ground(poses, mask_to_b1hw(floor)[0, 0].cpu().numpy(), height_fraction)
         return io.NodeOutput(placed, _render(placed))
 
 
@@ -297,9 +300,11 @@ class RecomposeBuildMotionClip(io.ComfyNode):
 
         for label, value in (("name", name), ("database", database)):
             if not _SAFE_NAME.fullmatch(value):
-                raise InputError(f"The {label} '{value}' may only hold letters, digits, '-' and '_'.")
+                raise InputError(f"The {label} '{value}' may only hold letters, digits, '-' and '_' (it names a file "
+                                 "or folder inside the models/recompose/motion folder).")
+        folder = save_path("recompose_motion", database, "database")
+        save_path("recompose_motion", os.path.join(database, name + ".json"), "name")
         clip, notes = clip_from_frames(image_to_uint8(frames), fps, name, body_height_m, progress(len(frames)))
-        folder = os.path.join(folder_path_for("recompose_motion"), database)
         MotionDatabase([clip], folder).save(folder)
         traj = clip.trajectory
         report = (f"saved {os.path.join(folder, name + '.json')}: {len(traj)} frames, turned "

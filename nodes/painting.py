@@ -2,11 +2,13 @@
 loaders, renderer settings, and the painting loop that also drives the baseline painter and the
 instruction/mask nodes from nodes/painting_tools.py (custom types RECOMPOSE_PAINTER,
 RECOMPOSE_MASK_GENERATOR, RECOMPOSE_INSTRUCTIONS)."""
+import copy
+
 import torch
 from comfy_api.latest import io
 
-from ._runtime import (load_models, load_placement, model_dirs, model_files, output_device, progress, resolve_dir,
-                       resolve_file)
+from ._runtime import (cancellable, load_models, load_placement, model_dirs, model_files, output_device, progress,
+                       resolve_dir, resolve_file)
 from ._types import InstructionsType, MaskGeneratorType, PainterType
 
 CATEGORY = "Recompose/Inverse Painting"
@@ -58,8 +60,9 @@ class PaintingRendererLoader(io.ComfyNode):
         from ..pipelines.inverse_painting.renderer import load_renderer
 
         device, dtype = load_placement()
-        painter = load_renderer(resolve_file("recompose_painting", checkpoint),
-                                resolve_dir("diffusers", base_model), resolve_dir("clip_vision", clip_model),
+        painter = load_renderer(resolve_file("recompose_painting", checkpoint, "checkpoint"),
+                                resolve_dir("diffusers", base_model, "base_model"),
+                                resolve_dir("clip_vision", clip_model, "clip_model"),
                                 device=device, dtype=dtype)
         return io.NodeOutput(painter)
 
@@ -140,8 +143,8 @@ class PaintingMaskGeneratorLoader(io.ComfyNode):
         from ..pipelines.inverse_painting.mask_generator import load_mask_generator
 
         device, dtype = load_placement()
-        gen = load_mask_generator(resolve_file("recompose_painting", checkpoint), resolve_dir("diffusers", base_model),
-                                  device=device, dtype=dtype)
+        gen = load_mask_generator(resolve_file("recompose_painting", checkpoint, "checkpoint"),
+                                  resolve_dir("diffusers", base_model, "base_model"), device=device, dtype=dtype)
         return io.NodeOutput(gen)
 
 
@@ -193,9 +196,15 @@ class InversePaint(io.ComfyNode):
 
         image = image_to_bchw(target)
         load_models(painter, mask_generator, instructions)
+        # The loop keeps per-run state on its components (begin(target) caches, visit counts); they are
+        # cached outputs of upstream nodes, reused by later runs, so each run gets shallow copies (the
+        # weights stay shared).
+        painter, mask_generator, instructions = (None if c is None else copy.copy(c)
+                                                 for c in (painter, mask_generator, instructions))
         bar = progress(max_updates)
-        res = paint(image[:1], painter, mask_generator, instructions, interval_s=interval_s,
-                    max_updates=max_updates, short_side=short_side, progress=bar)
+        with cancellable():
+            res = paint(image[:1], painter, mask_generator, instructions, interval_s=interval_s,
+                        max_updates=max_updates, short_side=short_side, progress=bar)
         out = output_device()
         keyframes = bchw_to_image(res.keyframes).to(out)
         masks = res.masks[:, 0] if res.updates else torch.zeros(1, *res.keyframes.shape[-2:])

@@ -1,19 +1,11 @@
 """Inverse Painting evaluation (thesis 6.3.4): generated keyframes against a real painting video."""
-import os
 
 from comfy_api.latest import io
 
 from ..pipelines.common.images import image_to_bchw
+from ._runtime import input_path
 
 CATEGORY = "Recompose/Inverse Painting"
-
-
-def _reference_dir(reference_folder: str) -> str:
-    """Absolute paths as given; relative ones inside ComfyUI's input directory."""
-    import folder_paths
-
-    path = os.path.expanduser(reference_folder.strip())
-    return path if os.path.isabs(path) else os.path.join(folder_paths.get_input_directory(), path)
 
 
 class RecomposePaintingMetrics(io.ComfyNode):
@@ -33,8 +25,8 @@ class RecomposePaintingMetrics(io.ComfyNode):
                                tooltip="Seconds between generated keyframes (keyframe i is at i * interval)."),
                 io.String.Input("reference_folder", default="painting_reference",
                                 tooltip="Folder of the real video's frames, each named with its time in seconds "
-                                        "(frame_0120.png, 0120s.jpg). Relative paths are inside ComfyUI's "
-                                        "input directory."),
+                                        "(frame_0120.png, 0120s.jpg), inside ComfyUI's input "
+                                        "folder."),
             ],
             outputs=[
                 io.String.Output(display_name="report", tooltip="All metrics as 'name: value' lines."),
@@ -54,7 +46,7 @@ class RecomposePaintingMetrics(io.ComfyNode):
     def execute(cls, keyframes, interval_s, reference_folder) -> io.NodeOutput:
         from ..pipelines.inverse_painting.metrics import compute_metrics, load_reference_sequence
 
-        reference = load_reference_sequence(_reference_dir(reference_folder))
+        reference = load_reference_sequence(input_path(reference_folder.strip(), "reference_folder"))
         m = compute_metrics(image_to_bchw(keyframes).cpu(), interval_s, reference)
         return io.NodeOutput(m.report(), m.nearest_distance, m.iou, m.ddc, m.dts_minutes)
 

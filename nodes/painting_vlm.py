@@ -7,7 +7,7 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..pipelines.common import CheckpointFormatError
-from ._runtime import load_placement
+from ._runtime import load_placement, safe_join, stays_inside
 from ._types import InstructionsType
 
 CATEGORY = "Recompose/Inverse Painting"
@@ -28,7 +28,8 @@ def vlm_folders() -> list[str]:
     for root in llm_roots():
         if not os.path.isdir(root):
             continue
-        for here, _dirs, files in os.walk(root, followlinks=True):
+        for here, dirs, files in os.walk(root, followlinks=True):
+            dirs[:] = [d for d in dirs if stays_inside(root, os.path.join(here, d))]  # links out are refused
             if "config.json" in files and os.path.abspath(here) != os.path.abspath(root):
                 found.add(os.path.relpath(here, root).replace(os.sep, "/"))
     return sorted(found) or [NO_MODEL]
@@ -38,7 +39,7 @@ def resolve_vlm_folder(name: str) -> str:
     roots = llm_roots()
     if name != NO_MODEL:
         for root in roots:
-            path = os.path.join(root, name)
+            path = safe_join(root, name, "model", f"the models/LLM folder ({root})")
             if os.path.isdir(path):
                 return path
     where = roots[0] if roots else LLM_FOLDER

@@ -5,10 +5,13 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ._runtime import load_models, load_placement, model_files, output_device, progress, resolve_file
+from ._runtime import (cancellable, choice, load_models, load_placement, model_files, output_device, progress,
+                       resolve_file)
 from ._types import CoreFaceLandmarks
 
 CATEGORY = "Recompose/Total Selfie"
+UNDISTORT_MODES = ["geometry", "learned", "auto"]
+ON_NO_FACE = ["error", "pass_through"]
 FaceLandmarksType = io.Custom("RECOMPOSE_FACE_LANDMARKS")
 FlowType = io.Custom("RECOMPOSE_FLOW")
 CorrectorType = io.Custom("RECOMPOSE_FACE_CORRECTOR")
@@ -45,7 +48,7 @@ class FaceCorrectorLoader(io.ComfyNode):
 
         if checkpoint == NO_FILE:
             return io.NodeOutput(None)
-        return io.NodeOutput(load_face_corrector(resolve_file("recompose_face", checkpoint)))
+        return io.NodeOutput(load_face_corrector(resolve_file("recompose_face", checkpoint, "checkpoint")))
 
 
 class FaceLandmarks(io.ComfyNode):
@@ -103,7 +106,7 @@ class FaceUndistort(io.ComfyNode):
                         "warp is weakened where it would fold over or tear (its Jacobian is checked).",
             inputs=[
                 io.Image.Input("image", tooltip="Selfies to correct (any size; batches are corrected one by one)."),
-                io.Combo.Input("mode", options=["geometry", "learned", "auto"], default="geometry",
+                io.Combo.Input("mode", options=UNDISTORT_MODES, default="geometry",
                                tooltip="geometry: the mesh-based corrector. learned: the connected learned "
                                        "corrector (an error without one). auto: the learned corrector when one is "
                                        "loaded, otherwise geometry (the report says which ran)."),
@@ -120,7 +123,7 @@ class FaceUndistort(io.ComfyNode):
                                        "cameras: ~65-80). Ignored when selfie_distance_m is set."),
                 io.Int.Input("face_index", default=-1, min=-1, max=32,
                              tooltip="-1: the largest face. 0, 1, ...: faces from left to right."),
-                io.Combo.Input("on_no_face", options=["error", "pass_through"], default="error",
+                io.Combo.Input("on_no_face", options=ON_NO_FACE, default="error",
                                tooltip="What to do with an image without a face: stop with an error, or return it "
                                        "unchanged."),
                 io.Float.Input("falloff", default=0.35, min=0.05, max=2.0, step=0.05,
@@ -162,6 +165,8 @@ class FaceUndistort(io.ComfyNode):
         from ..pipelines.undistort import UndistortSettings
         from ..pipelines.undistort.learned import correct_faces
 
+        choice(mode, UNDISTORT_MODES, "Face Undistort", "mode")
+        choice(on_no_face, ON_NO_FACE, "Face Undistort", "on_no_face")
         if landmarks is None and face_landmarks is not None:
             landmarks = faces_from_face_landmarks(face_landmarks, image.shape[0], need_depth=True)
         if landmarks is None and (depth is None or selfie_distance_m <= 0 or mode != "geometry"):
@@ -172,9 +177,10 @@ class FaceUndistort(io.ComfyNode):
                                      face_index=face_index, on_no_face=on_no_face, falloff=falloff,
                                      depth_is_disparity=depth_is_disparity)
         device = load_models(corrector if mode != "geometry" else None)
-        result, report = correct_faces(mode, image, settings, corrector, landmarks=landmarks, depth=depth,
-                                       depth_mask=depth_mask, progress=progress(image.shape[0]), device=device,
-                                       dtype=load_placement()[1])
+        with cancellable():
+            result, report = correct_faces(mode, image, settings, corrector, landmarks=landmarks, depth=depth,
+                                           depth_mask=depth_mask, progress=progress(image.shape[0]), device=device,
+                                           dtype=load_placement()[1])
         flow = {"sampling_map": result.sampling_maps, "size": tuple(image.shape[1:3])}
         return io.NodeOutput(_out(result.images), flow, _out(result.face_masks), report)
 
@@ -204,6 +210,7 @@ class ApplyFaceFlow(io.ComfyNode):
 
     @classmethod
     def execute(cls, flow, image=None, mask=None) -> io.NodeOutput:
+        from ..pipelines.common.images import image_to_bchw, mask_to_b1hw
         from ..pipelines.undistort.warp import apply_flow
 
         maps = flow["sampling_map"]
@@ -211,10 +218,8 @@ class ApplyFaceFlow(io.ComfyNode):
         def warp(x_bchw, what):
             return apply_flow(x_bchw.float().cpu(), maps, what)
 
-        out_img = torch.zeros(1, 64, 64, 3) if image is None else warp(image.permute(0, 3, 1, 2),
-                                                                        "image").permute(0, 2, 3, 1)
-        out_mask = torch.zeros(1, 64, 64) if mask is None else warp(
-            (mask if mask.ndim == 3 else mask[None])[:, None], "mask")[:, 0]
+        out_img = torch.zeros(1, 64, 64, 3) if image is None else warp(image_to_bchw(image), "image").permute(0, 2, 3, 1)
+        out_mask = torch.zeros(1, 64, 64) if mask is None else warp(mask_to_b1hw(mask), "mask")[:, 0]
         return io.NodeOutput(_out(out_img.clamp(0, 1)), _out(out_mask.clamp(0, 1)))
 
 

@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
 from ..pipelines.common.images import image_to_bchw, require_same_size
-from ._runtime import load_models, model_files, progress, resolve_file
+from ._runtime import cancellable, load_models, model_files, progress, resolve_file, save_path
 from ._types import SelfiePipeType
 
 CATEGORY = "Recompose/Total Selfie"
@@ -93,12 +93,13 @@ class RecomposeSelfieFineTune(io.ComfyNode):
         from ..pipelines.selfie_finetune.augment import AugmentedCapture
         from ..pipelines.selfie_finetune.train import finetune_pipeline
         from ..pipelines.selfie_inpaint.pipeline import SelfieInpaintPipeline
-        from ._folders import folder_path_for
 
         if not isinstance(selfie_pipe, SelfieInpaintPipeline):
             raise InputError("'selfie_pipe' must come from 'Load Selfie Inpainting Model'.")
         if not save_as.endswith(".safetensors") or os.path.basename(save_as) != save_as:
-            raise InputError("'save_as' must be a plain file name ending in .safetensors.")
+            raise InputError("'save_as' must be a plain file name ending in .safetensors (it is saved in the "
+                             "models/recompose/selfie folder).")
+        out_path = save_path(FOLDER, save_as, "save_as")
         require_same_size(background, person, "The background", "the person image")
         masks = person_masks(person, person_mask, background[:1])
         if inpaint_mask is not None:
@@ -106,10 +107,10 @@ class RecomposeSelfieFineTune(io.ComfyNode):
         capture = AugmentedCapture(image_to_bchw(background[:1])[0], masks,
                                    [image_to_bchw(s[:1])[0] for s in (face, upper_body, lower_body, shoes)],
                                    count=augmentations, seed=seed, inpaint_mask=inpaint_mask)
-        out_path = os.path.join(folder_path_for(FOLDER), save_as)
         load_models(selfie_pipe)
-        tuned = finetune_pipeline(selfie_pipe, capture, out_path, steps=steps, lr=learning_rate,
-                                  batch_size=batch_size, lora_rank=lora_rank, seed=seed, progress=progress(steps))
+        with cancellable():
+            tuned = finetune_pipeline(selfie_pipe, capture, out_path, steps=steps, lr=learning_rate,
+                                      batch_size=batch_size, lora_rank=lora_rank, seed=seed, progress=progress(steps))
         return io.NodeOutput(tuned, out_path)
 
 
@@ -135,7 +136,7 @@ class RecomposeSelfieFineTuneLoader(io.ComfyNode):
     def execute(cls, selfie_pipe, finetune) -> io.NodeOutput:
         from ..pipelines.selfie_finetune import apply_finetuned_unet
 
-        return io.NodeOutput(apply_finetuned_unet(selfie_pipe, resolve_file(FOLDER, finetune)))
+        return io.NodeOutput(apply_finetuned_unet(selfie_pipe, resolve_file(FOLDER, finetune, "finetune")))
 
 
 def _finetune_files() -> list:

@@ -6,8 +6,8 @@ import os
 from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
-from ._runtime import (load_models, load_placement, model_dirs, model_files, output_device, progress, resolve_dir,
-                       resolve_file)
+from ._runtime import (cancellable, choice, load_models, load_placement, model_dirs, model_files, output_device,
+                       progress, resolve_dir, resolve_file)
 from ._types import SelfiePipeType
 
 CATEGORY = "Recompose/Total Selfie"
@@ -61,7 +61,7 @@ class RecomposeSelfieInpaintLoader(io.ComfyNode):
         from ..pipelines.selfie_inpaint.loader import load_selfie_pipeline
 
         device, dtype = load_placement()
-        pipe = load_selfie_pipeline(resolve_dir("diffusers", model), device=device, dtype=dtype)
+        pipe = load_selfie_pipeline(resolve_dir("diffusers", model, "model"), device=device, dtype=dtype)
         return io.NodeOutput(pipe, pipe.describe())
 
 
@@ -92,8 +92,8 @@ class RecomposeSelfieControlNetLoader(io.ComfyNode):
 
         device, dtype = load_placement()
         folders = model_dirs("controlnet", "config.json")
-        path = resolve_dir("controlnet", controlnet) if controlnet in folders else resolve_file("controlnet",
-                                                                                                 controlnet)
+        path = (resolve_dir("controlnet", controlnet, "controlnet") if controlnet in folders
+                else resolve_file("controlnet", controlnet, "controlnet"))
         return io.NodeOutput(load_controlnet(path, device=device, dtype=dtype))
 
 
@@ -166,15 +166,18 @@ class RecomposeSelfieInpaint(io.ComfyNode):
 
         if not isinstance(selfie_pipe, SelfieInpaintPipeline):
             raise InputError("'selfie_pipe' must come from 'Load Selfie Inpainting Model'.")
+        choice(scheduler, SCHEDULER_CHOICES, "Selfie Inpaint", "scheduler")
         if (controlnet is None) != (control_image is None):
             raise InputError("Connect both 'controlnet' and 'control_image' to guide the pose, or neither.")
         control = None if controlnet is None else ControlSpec(controlnet, control_image, control_scale,
                                                               control_start, control_end)
         load_models(selfie_pipe, controlnet)
         bar = progress(selfie_pipe.model_calls(steps, scheduler))
-        image = selfie_pipe.inpaint(background, mask, [face, upper_body, lower_body, shoes],
-                                    foreground_mask=person_mask, control=control, steps=steps, cfg=cfg, seed=seed,
-                                    blend_s=blend_s, dilation=dilation, scheduler=scheduler, progress=bar)
+        with cancellable():
+            image = selfie_pipe.inpaint(background, mask, [face, upper_body, lower_body, shoes],
+                                        foreground_mask=person_mask, control=control, steps=steps, cfg=cfg,
+                                        seed=seed, blend_s=blend_s, dilation=dilation, scheduler=scheduler,
+                                        progress=bar)
         log = [selfie_pipe.describe(),
                "ControlNet: none" if control is None else
                f"ControlNet fed the selfie embedding, scale {control_scale}, steps {control_start:.2f}-{control_end:.2f}",

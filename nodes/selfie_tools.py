@@ -10,8 +10,8 @@ import torch
 from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
-from ..pipelines.common.images import bchw_to_image, image_to_bchw, image_to_uint8
-from ._runtime import output_device, progress
+from ..pipelines.common.images import bchw_to_image, image_to_bchw, image_to_uint8, mask_to_b1hw
+from ._runtime import choice, output_device, progress
 from ._types import CoreFaceLandmarks, PoseKeypoint
 
 CATEGORY = "Recompose/Total Selfie"
@@ -134,6 +134,7 @@ class RecomposeRegionCrop(io.ComfyNode):
     def execute(cls, image, region, width, height, context, feather, face_index, mask=None):
         from ..pipelines.selfie_tools import crop, regions
 
+        choice(region, regions.REGIONS, "Crop Region", "region")
         if region != "mask":
             _require_mediapipe(f"Crop Region ('{region}')", image, "use region 'mask' with a mask of the region")
         rgb = image_to_uint8(image)
@@ -277,7 +278,7 @@ class RecomposeMaskBox(io.ComfyNode):
     def execute(cls, mask, scale):
         from ..pipelines.selfie_tools.crop import scaled_box_mask
 
-        masks = (mask if mask.ndim == 3 else mask[None]).float().cpu().numpy()
+        masks = mask_to_b1hw(mask)[:, 0].cpu().numpy()
         return io.NodeOutput(_out(torch.stack([torch.from_numpy(scaled_box_mask(m, scale)) for m in masks])))
 
 
@@ -327,6 +328,7 @@ class RecomposeRankReferences(io.ComfyNode):
                 shoes_label_map=None, upper_selfie=None, lower_selfie=None, shoes_selfie=None):
         from ..pipelines.selfie_tools import ranking
 
+        choice(label_scheme, ranking.LABEL_SCHEMES, "Rank References", "label_scheme")
         if label_scheme == "mediapipe coarse parts":
             from ..pipelines.selfie_tools.person import mediapipe_label_sets
 

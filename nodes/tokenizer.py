@@ -4,8 +4,9 @@ import torch.nn.functional as F
 from comfy_api.latest import io
 
 from ..pipelines.common.errors import InputError
-from ..pipelines.common.images import bchw_to_image, image_to_bchw
-from ._runtime import load_models, model_files, output_device, progress, resolve_file, torch_device
+from ..pipelines.common.images import bchw_to_image, image_to_bchw, usable
+from ._runtime import (cancellable, input_path, load_models, model_files, output_device, progress, resolve_file,
+                       save_path, torch_device)
 
 CATEGORY = "Recompose/AlignTok"
 FOLDER = "recompose_aligntok"
@@ -39,7 +40,7 @@ class RecomposeAlignTokLoader(io.ComfyNode):
     def execute(cls, tokenizer_name) -> io.NodeOutput:
         from ..pipelines.aligntok.model import load_tokenizer
 
-        return io.NodeOutput(load_tokenizer(resolve_file(FOLDER, tokenizer_name)))
+        return io.NodeOutput(load_tokenizer(resolve_file(FOLDER, tokenizer_name, "tokenizer_name")))
 
 
 class RecomposeAlignTokEncode(io.ComfyNode):
@@ -68,7 +69,7 @@ class RecomposeAlignTokEncode(io.ComfyNode):
             x = F.interpolate(x, size=(th, tw), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
         bar = progress(x.shape[0])
         latents = []
-        with torch.no_grad():
+        with torch.no_grad(), cancellable():
             for i in range(x.shape[0]):
                 latents.append(model.encode(x[i:i + 1]))
                 bar.step()
@@ -99,7 +100,7 @@ class RecomposeAlignTokDecode(io.ComfyNode):
         from ..pipelines.aligntok.tiling import tiled_decode
 
         model = _model(tokenizer)
-        z = latent["samples"].to(torch_device())
+        z = usable(latent["samples"], "LATENT").to(torch_device())
         if z.ndim != 4 or z.shape[1] != model.latent_dim:
             raise InputError(f"This LATENT has {z.shape[1] if z.ndim == 4 else z.ndim} channels; the tokenizer decodes "
                              f"{model.latent_dim}-channel AlignTok latents. Encode with the same tokenizer "
@@ -107,7 +108,8 @@ class RecomposeAlignTokDecode(io.ComfyNode):
         overlap = min(tile_overlap, tile_size - 1)
         h, w = z.shape[-2:]
         tiles = (-(-max(h - overlap, 1) // (tile_size - overlap))) * (-(-max(w - overlap, 1) // (tile_size - overlap)))
-        images = tiled_decode(model, z, tile_size, overlap, progress(max(tiles, 1)))
+        with cancellable():
+            images = tiled_decode(model, z, tile_size, overlap, progress(max(tiles, 1)))
         return io.NodeOutput(bchw_to_image(images).to(output_device()))
 
 
@@ -127,7 +129,7 @@ class RecomposeAlignTokTrain(io.ComfyNode):
             inputs=[
                 Tokenizer.Input("tokenizer", tooltip="The tokenizer to continue from (it is copied, not changed)."),
                 io.String.Input("image_folder", default="aligntok_train",
-                                tooltip="Folder of training images; relative paths are inside ComfyUI's input folder."),
+                                tooltip="Folder of training images inside ComfyUI's input folder."),
                 io.Int.Input("stage", default=1, min=1, max=3, tooltip="Which training stage to run (1, 2 or 3)."),
                 io.Int.Input("steps", default=100, min=1, max=1_000_000, tooltip="Optimisation steps."),
                 io.Int.Input("batch_size", default=4, min=1, max=256, tooltip="Images per step."),
@@ -156,32 +158,29 @@ class RecomposeAlignTokTrain(io.ComfyNode):
                 gan_start_stage1, gan_start_stages_2_3, save_as) -> io.NodeOutput:
         import os
 
-        import folder_paths
-
         from ..pipelines.aligntok.model import AlignTok, save_tokenizer
         from ..pipelines.aligntok.train import StageSettings, image_folder_batches, train_stage
-        from ._folders import folder_path_for
 
-        folder = image_folder if os.path.isabs(image_folder) else os.path.join(folder_paths.get_input_directory(),
-                                                                               image_folder)
+        folder = input_path(image_folder, "image_folder")
         if not save_as.endswith(".safetensors") or os.path.basename(save_as) != save_as:
-            raise InputError("'save_as' must be a plain file name ending in .safetensors.")
+            raise InputError("'save_as' must be a plain file name ending in .safetensors (it is saved in the "
+                             "models/recompose/aligntok folder).")
+        out_path = save_path(FOLDER, save_as, "save_as")
         device = torch_device()
         source = _model(tokenizer)
         settings = StageSettings(stage, steps, (lr_stage1, lr_stage2, lr_stage3)[stage - 1], batch_size,
                                  gan_start=gan_start_stage1 if stage == 1 else gan_start_stages_2_3)
         # ComfyUI runs nodes in inference mode; training needs ordinary tensors, so the
         # copy is rebuilt from cloned weights outside it (the loaded tokenizer stays as is).
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad(), cancellable():
             model = AlignTok(source.config)
             model.load_state_dict({k: v.clone() for k, v in source.state_dict().items()})
             model.discriminator_state = {k: v.clone() for k, v in source.discriminator_state.items()}
             model.to(device)
             batches = (b.to(device) for b in image_folder_batches(folder, size, batch_size))
             trained = train_stage(model, batches, settings, progress=progress(steps))
-        out_dir = folder_path_for(FOLDER)
-        os.makedirs(out_dir, exist_ok=True)
-        save_tokenizer(trained, os.path.join(out_dir, save_as))
+        os.makedirs(os.path.dirname(out_path), exist_ok=True)
+        save_tokenizer(trained, out_path)
         return io.NodeOutput(trained)
 
 

@@ -11,6 +11,7 @@ stage goes on with it (thesis 7.5 keeps the GAN running through all stages); inf
 never builds it.
 """
 import json
+import os
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -116,20 +117,22 @@ def save_tokenizer(model: AlignTok, path) -> None:
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     state.update({DISCRIMINATOR_PREFIX + k: v.detach().cpu().contiguous() for k, v in model.discriminator_state.items()})
-    save_file(state, str(path), metadata={"format": "aligntok", "format_version": str(FORMAT_VERSION),
-                                          "config": model.config.to_json()})
+    tmp = f"{path}.tmp"
+    save_file(state, tmp, metadata={"format": "aligntok", "format_version": str(FORMAT_VERSION),
+                                    "config": model.config.to_json()})
+    os.replace(tmp, str(path))  # never leave a half-written tokenizer under the name the loader lists
 
 
 def load_tokenizer(path, device="cpu") -> AlignTok:
     from safetensors import safe_open
 
-    from ..common.checkpoints import load_into, load_state_dict, sub_dict
+    from ..common.checkpoints import load_into, load_state_dict, sub_dict, unreadable
 
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as exc:
-        raise CheckpointFormatError(path, f"Not a readable safetensors file ({exc})") from exc
+        raise unreadable(path, exc) from exc
     if meta.get("format") != "aligntok":
         raise CheckpointFormatError(path, "Not an AlignTok tokenizer (no 'aligntok' format metadata)",
                                     hint="Expected a file written by pipelines.aligntok (save_tokenizer).")

@@ -3,7 +3,9 @@
 safetensors are read directly; pickles only with ``torch.load(weights_only=True)``.
 Every failure names the file, its folder and the keys that were expected.
 """
+import json
 import os
+import pickle
 from typing import Iterable, Mapping
 
 import torch
@@ -11,6 +13,7 @@ import torch
 from .errors import CheckpointFormatError
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".tar")
+ZIP_TAIL = 65_536 + 22  # the zip end-of-archive record lies within this many bytes of the end
 
 
 def load_state_dict(path: str, device: str = "cpu") -> dict:
@@ -24,17 +27,68 @@ def load_state_dict(path: str, device: str = "cpu") -> dict:
         try:
             return load_file(path, device=device)
         except Exception as exc:  # safetensors raises several types for corrupt headers
-            raise CheckpointFormatError(path, f"Not a readable safetensors file ({exc})") from exc
+            raise unreadable(path, exc) from exc
     if path.endswith(PICKLE_SUFFIXES):
         try:
             return torch.load(path, map_location=device, weights_only=True)
         except Exception as exc:
-            raise CheckpointFormatError(
-                path,
-                f"Could not load the checkpoint with weights_only=True ({type(exc).__name__}: {str(exc)[:200]})",
-                hint="Only plain tensor checkpoints are loaded; convert others to safetensors.",
-            ) from exc
+            raise unreadable(path, exc) from exc
     raise CheckpointFormatError(path, "Unknown weight file type", hint="Use .safetensors or .pth/.ckpt.")
+
+
+def unreadable(path: str, exc: Exception) -> CheckpointFormatError:
+    """The error for a weight file that would not load: truncated/corrupt files are told apart from
+    pickles that weights_only=True refused (torch's own explanation is kept whole, as it names the
+    offending class) and from files of another format."""
+    path = str(path)
+    truncation = truncation_problem(path, exc)
+    if truncation:
+        return CheckpointFormatError(path, f"The file is truncated or corrupt ({truncation})",
+                                     hint="Download or copy it again; the copy on disk is incomplete.")
+    if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc):
+        return CheckpointFormatError(path, "Refused to unpickle this checkpoint: it holds more than tensors, and "
+                                           "loading it could run code. torch says: " + str(exc).strip(),
+                                     hint="Only plain tensor checkpoints are loaded (weights_only=True); convert "
+                                          "this one to safetensors from a trusted copy.")
+    kind = "safetensors" if path.endswith(".safetensors") else "torch checkpoint"
+    return CheckpointFormatError(path, f"Not a readable {kind} file ({type(exc).__name__}: {str(exc)[:300]})",
+                                 hint="Check that the file is the one the loader asks for.")
+
+
+def truncation_problem(path: str, exc: Exception) -> str:
+    """Why ``path`` looks cut short ('' when it does not): a safetensors file shorter than its header
+    says, a torch zip without its end-of-archive record, a pickle stream that ended early."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return "the file is empty"
+    with open(path, "rb") as f:
+        head = f.read(9)
+        if path.endswith(".safetensors"):
+            return _safetensors_truncation(f, head, size)
+        if head.startswith(b"PK\x03\x04"):
+            f.seek(max(0, size - ZIP_TAIL))
+            return "" if b"PK\x05\x06" in f.read() else f"{size} bytes, the zip archive has no end record"
+    if isinstance(exc, EOFError) or any(m in str(exc) for m in ("truncated", "Ran out of input", "unexpected EOF")):
+        return f"{size} bytes, the pickle stream ends early"  # a legacy (pre-1.6) torch.save stream
+    return ""
+
+
+def _safetensors_truncation(f, head: bytes, size: int) -> str:
+    if size < 8:
+        return f"{size} bytes, shorter than the 8-byte header length"
+    n = int.from_bytes(head[:8], "little")
+    if head[8:9] != b"{":
+        return ""  # not a safetensors header at all: a format problem, not a short file
+    if 8 + n > size:
+        return f"{size} bytes, but the header alone is {8 + n} bytes"
+    f.seek(8)
+    try:
+        header = json.loads(f.read(n))
+    except ValueError:
+        return ""
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
+               and "data_offsets" in v), default=0)
+    return f"{size} bytes, but its tensors need {8 + n + end}" if 8 + n + end > size else ""
 
 
 def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict:

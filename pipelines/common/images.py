@@ -11,12 +11,27 @@ from .errors import InputError
 
 
 def image_to_bchw(image: torch.Tensor) -> torch.Tensor:
-    """IMAGE [B,H,W,C] -> [B,C,H,W] (RGB; an alpha channel is dropped)."""
+    """IMAGE [B,H,W,C] -> [B,C,H,W] (RGB; an alpha channel is dropped; a grey image is repeated)."""
     if image.ndim == 3:
         image = image.unsqueeze(0)
-    if image.ndim != 4:
-        raise InputError(f"Expected an IMAGE of shape [B,H,W,C], got shape {tuple(image.shape)}.")
-    return image[..., :3].permute(0, 3, 1, 2).contiguous()
+    if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
+        raise InputError(f"Expected an IMAGE of shape [B,H,W,C] with 1, 3 or 4 channels, got shape "
+                         f"{tuple(image.shape)}.")
+    image = usable(image, "IMAGE")
+    return image[..., :3].expand(*image.shape[:3], 3).permute(0, 3, 1, 2).contiguous()
+
+
+def usable(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """``x`` as float32, refused (InputError) when empty or holding NaN/Inf: every node would otherwise
+    fail somewhere inside a library with an error that does not say which input was wrong."""
+    if x.numel() == 0:
+        raise InputError(f"This {kind} is empty (shape {tuple(x.shape)}): the node that made it produced no "
+                         "pixels or no batch entries. Check its inputs.")
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()  # uint8: 0..255 from a node that skipped it
+    if not torch.isfinite(x).all():
+        raise InputError(f"This {kind} holds NaN or infinite values (shape {tuple(x.shape)}); the node that made "
+                         "it failed numerically (e.g. a model run in too low precision). Fix that node first.")
+    return x
 
 
 def bchw_to_image(x: torch.Tensor) -> torch.Tensor:
@@ -30,7 +45,7 @@ def mask_to_b1hw(mask: torch.Tensor) -> torch.Tensor:
         mask = mask.unsqueeze(0)
     if mask.ndim != 3:
         raise InputError(f"Expected a MASK of shape [B,H,W], got shape {tuple(mask.shape)}.")
-    return mask.unsqueeze(1)
+    return usable(mask, "MASK").unsqueeze(1)
 
 
 def to_signed(x: torch.Tensor) -> torch.Tensor:
@@ -56,8 +71,9 @@ def image_to_pils(image: torch.Tensor) -> list:
 
 
 def image_to_uint8(image: torch.Tensor) -> np.ndarray:
-    """IMAGE [B,H,W,C] -> uint8 numpy [B,H,W,3] (for mediapipe / OpenCV)."""
-    return (image[..., :3].clamp(0, 1).cpu().numpy() * 255.0).round().astype(np.uint8)
+    """IMAGE [B,H,W,C] (or one [H,W,C]) -> uint8 numpy [B,H,W,3] (for mediapipe / OpenCV)."""
+    image = image_to_bchw(image).permute(0, 2, 3, 1)  # checks the shape
+    return (image.float().clamp(0, 1).cpu().numpy() * 255.0).round().astype(np.uint8)
 
 
 def match_batch(x: torch.Tensor, batch: int, what: str) -> torch.Tensor:

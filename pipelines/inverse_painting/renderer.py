@@ -201,7 +201,8 @@ class CanvasRenderer(SDParts):
         token = clip_t[:, None, :]
         bank = run_referencenet(self.referencenet, lat.repeat(copies, 1, 1, 1).to(self.dtype),
                                 token.repeat(copies, 1, 1))
-        self.stats["referencenet_runs"] += copies
+        # rebound, not updated in place: copies made by settings() or per run share this dict
+        self.stats = {**self.stats, "referencenet_runs": self.stats["referencenet_runs"] + copies}
         if self.reference_mode == "cached":  # keep only the projected keys/values of one copy
             kv, bank = bank_key_values(self.unet, bank), {}
         else:
@@ -330,7 +331,9 @@ def load_renderer(checkpoint_path: str, base_dir: str, clip_dir: str, config_pat
     ucfg = unet_config(base_dir)
     unet = UNet2DConditionModel.from_config(ucfg)
     load_into(unet, sd["unet_state_dict"], checkpoint_path, "renderer UNet (unet_state_dict)")
-    refnet = UNet2DConditionModel.from_config(ucfg)
+    with torch.random.fork_rng(devices=[]):  # the parts the official ReferenceNet drops stay at their init:
+        torch.manual_seed(0)  # a fixed one, so every load of a file is the same model (global RNG untouched)
+        refnet = UNet2DConditionModel.from_config(ucfg)
     load_into(refnet, sd["referencenet_state_dict"], checkpoint_path, "ReferenceNet (referencenet_state_dict)",
               allow_missing=pruned_reference_prefixes(refnet))
     guider = _small(CanvasEncoder, sd["cur_image_guider_state_dict"], checkpoint_path,

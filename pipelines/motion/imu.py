@@ -73,7 +73,7 @@ def _find_columns(header: list) -> dict:
                 break
     has_orientation = {"qw", "qx", "qy", "qz"} <= found.keys() or "yaw" in found or "azimuth" in found
     if "time" not in found or not has_orientation or not {"ax", "ay", "az"} <= found.keys():
-        raise InputError(f"Unrecognised IMU CSV columns {header}. Expected {EXPECTED}.")
+        raise InputError(f"Unrecognised IMU CSV columns ({len(header)} in the header row). Expected {EXPECTED}.")
     return found
 
 

@@ -1,6 +1,10 @@
 """Unit-test fixtures shared by several families."""
+import importlib
+
 import pytest
 import torch
+
+from scripts.harness.inprocess import import_pack
 
 
 @pytest.fixture
@@ -10,3 +14,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    """(nodes._runtime, comfy.model_management) of the in-process pack."""
+    import_pack()
+    import comfy.model_management as mm
+
+    return importlib.import_module("recompose_pack.nodes._runtime"), mm

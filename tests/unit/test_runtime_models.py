@@ -1,31 +1,8 @@
 """Loaded models are placed and freed by comfy.model_management: nodes hand their torch modules to
 ``load_models``, which tracks one ModelPatcher per loaded object for as long as the object lives."""
 import gc
-import importlib
-import importlib.util
-import sys
 
-import pytest
 import torch
-
-from scripts.harness.server import COMFY_DIR, REPO
-
-
-@pytest.fixture(scope="module")
-def runtime():
-    sys.path.insert(0, str(COMFY_DIR))
-    from comfy.cli_args import args
-
-    args.cpu = True  # as the server's --cpu; model_management reads it on import
-    if "recompose_pack" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("recompose_pack", REPO / "__init__.py",
-                                                      submodule_search_locations=[str(REPO)])
-        pack = importlib.util.module_from_spec(spec)
-        sys.modules["recompose_pack"] = pack
-        spec.loader.exec_module(pack)
-    import comfy.model_management as mm
-
-    return importlib.import_module("recompose_pack.nodes._runtime"), mm
 
 
 class Pipe:
