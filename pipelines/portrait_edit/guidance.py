@@ -37,3 +37,8 @@ def fit_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     if mask.shape[0] not in (1, like.shape[0]):
         mask = mask[:1]
     return mask
+
+
+def cfg(uncond, cond, scale):
+    """Classifier-free guidance with one condition (eq. 5.1 with a single signal)."""
+    return uncond + scale * (cond - uncond)
