@@ -288,3 +288,45 @@ def test_fixture_paths_are_the_official_layout(files):
     assert str(files["adapter"]).endswith(f"{CHECKPOINT_DIR}/adapter.pth")
     keys = torch.load(files["unet"], weights_only=True)
     assert all(k.startswith("module.") for k in keys)
+
+
+class _PoolVAE:
+    """Stands in for core's VAE: [B, H, W, 3] pixels -> [B, 4, H/8, W/8] (mean colour + its sum per cell)."""
+
+    def encode(self, pixels):
+        x = torch.nn.functional.avg_pool2d(pixels.movedim(-1, 1), 8)
+        return torch.cat([x, x.sum(1, keepdim=True)], dim=1)
+
+
+def test_conditioning_node_builds_the_eq_5_1_branches(native, files):
+    portrait = importlib.import_module("recompose_pack.nodes.portrait")
+    clip_vision = native.load_clip_vision(str(files["clip_vision"]))
+    adapter = load_adapter(str(files["adapter"]))
+    image = torch.rand(1, 96, 64, 3)
+    texts = {name: [[torch.full((1, 77, 768), value), {"pooled_output": torch.zeros(1, 768)}]]
+             for name, value in (("positive", 1.0), ("reconstruction", 2.0), ("negative", 3.0))}
+    out = portrait.RecomposePortraitConditioning.execute(texts["positive"], texts["reconstruction"],
+                                                         texts["negative"], image, _PoolVAE(), clip_vision, adapter)
+    positive, reconstruction, image_cond, embedding_cond, negative, latent = out.result
+
+    def embedding(pixels):
+        square = torch.nn.functional.interpolate(pixels.movedim(-1, 1), size=(512, 512), mode="bicubic",
+                                                 antialias=False).movedim(1, -1).clamp(0, 1)
+        tokens = clip_vision.encode_image(square, crop=True)["last_hidden_state"]
+        return adapter(tokens, _PoolVAE().encode(square) * 0.18215)
+
+    with torch.no_grad():
+        c_im, c_null = embedding(image), embedding(torch.zeros_like(image))
+    source = _PoolVAE().encode(image)
+    torch.testing.assert_close(latent["samples"], source)
+    for cond, text_value, tokens, spatial in ((positive, 1.0, c_im, True), (reconstruction, 2.0, c_im, True),
+                                              (image_cond, 3.0, c_im, True), (embedding_cond, 3.0, c_im, False),
+                                              (negative, 3.0, c_null, False)):
+        tensor, extras = cond[0]
+        assert tensor.shape == (1, 127, 768)  # 77 text tokens, then 50 image tokens
+        assert torch.equal(tensor[:, :77], torch.full((1, 77, 768), text_value))
+        torch.testing.assert_close(tensor[:, 77:], tokens, rtol=1e-4, atol=1e-4)
+        assert ("concat_latent_image" in extras) == spatial
+        if spatial:
+            torch.testing.assert_close(extras["concat_latent_image"], source * 0.18215)
+    assert (c_im - c_null).abs().mean() > 1e-3
