@@ -15,7 +15,7 @@ import torch
 
 from ..pipelines.common.checkpoints import load_state_dict
 from ..pipelines.common.errors import CheckpointFormatError
-from ..pipelines.portrait_edit import guidance
+from ..pipelines.portrait_edit import guidance, pairs
 from ..pipelines.portrait_edit import mask as mask_maths
 from ..pipelines.portrait_edit.unet import ldm_block_structure, read_unet
 
@@ -26,7 +26,11 @@ MASK_MODES = ("noise (thesis)", "latent (official)")
 
 def load_mcdm_unet(path: str):
     """unet.pth (or a .safetensors with its keys) -> ModelPatcher, every weight from the file."""
-    state = read_unet(path)
+    return mcdm_from_state_dict(read_unet(path), path)
+
+
+def mcdm_from_state_dict(state: dict, path: str):
+    """A diffusers-layout 8-channel UNet state dict -> ModelPatcher; ``path`` names the source in errors."""
     key_map = comfy.utils.unet_to_diffusers(ldm_block_structure(state))
     unknown = sorted(k for k in state if k not in key_map)
     if unknown:
@@ -194,3 +198,16 @@ def editing_mask(model, target, reconstruction, latent, sigma: float, seeds, thr
         pairs = [one_step_predictions(model, target, reconstruction, latent, sigma, [s]) for s in seeds]
         t, r = torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
     return mask_maths.editing_mask(t, r, threshold, draws=len(seeds))
+
+
+class PairGuider(BranchGuider):
+    """Paired-data generation, eq. 5.2: CFG with the shared, the source and the target prompt over a side-by-side
+    canvas, combined as s'_d eps~(p) + s'_a M'_a eps~(p_a) + s'_b M'_b eps~(p_b)."""
+
+    branches = ("negative", "shared", "source", "target")
+    side_scales = (pairs.SHARED_SCALE, pairs.SIDE_SCALE, pairs.SIDE_SCALE)
+
+    def predict_noise(self, x, timestep, model_options={}, seed=None):
+        p = self.predictions(x, timestep, model_options)
+        guided = [guidance.cfg(p["negative"], p[name], self.cfg) for name in ("shared", "source", "target")]
+        return pairs.paired_guidance(*guided, *self.side_scales)

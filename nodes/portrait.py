@@ -329,5 +329,126 @@ def _to_pixels(mask):
                                            mode="nearest").squeeze(1).to(output_device())
 
 
+NO_IDENTITY = "(none)"
+
+
+def _encode(clip, text):
+    return clip.encode_from_tokens_scheduled(clip.tokenize(text))
+
+
+class RecomposePairPrompts(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        from ..pipelines.portrait_edit import pairs
+
+        return io.Schema(
+            node_id="RecomposePairPrompts",
+            display_name="Pair Prompts (paired data, thesis 5.5.1)",
+            category=CATEGORY,
+            description="The three prompts of paired-data generation: p = 'the same [X] on the left and right', "
+                        "p_a = 'a [X], [Y]', p_b = 'a [X], [Z]', encoded with the given CLIP. Optional identity "
+                        "tokens c_id go right before [X] in all three, read from a textual-inversion embedding "
+                        "in models/embeddings (the thesis' FFHQ identity encoder, 2 tokens of 768, is not "
+                        "released; any 2-vector SD1.5 embedding works).",
+            inputs=[
+                io.Clip.Input("clip", tooltip="The text encoder of the SD1.5 model that generates the pairs."),
+                io.String.Input("subject", default="man", tooltip="[X]: 'man' or 'woman' in the thesis."),
+                io.String.Input("source", default=pairs.COSTUME_SOURCE,
+                                tooltip=f"[Y]: the source domain ('{pairs.COSTUME_SOURCE}' or "
+                                        f"'{pairs.EXPRESSION_SOURCE}')."),
+                io.String.Input("target", default=pairs.COSTUME_TARGETS[0],
+                                tooltip="[Z]: the target domain, e.g. " + ", ".join(
+                                    f"'{t}'" for t in pairs.COSTUME_TARGETS + pairs.EXPRESSION_TARGETS) + "."),
+                io.Combo.Input("identity_embedding", options=[NO_IDENTITY] + model_files("embeddings"),
+                               default=NO_IDENTITY,
+                               tooltip="Optional identity tokens c_id: a textual-inversion embedding file "
+                                       "(2x768 in the thesis; its FFHQ identity encoder is not released)."),
+            ],
+            outputs=[
+                io.Conditioning.Output(display_name="shared", tooltip="p, for the whole canvas."),
+                io.Conditioning.Output(display_name="source", tooltip="p_a, for the left half (x_A)."),
+                io.Conditioning.Output(display_name="target", tooltip="p_b, for the right half (x_B)."),
+                io.String.Output(display_name="source_prompt", tooltip="p_a as text (prompt.json's source)."),
+                io.String.Output(display_name="target_prompt", tooltip="p_b as text (prompt.json's target)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, clip, subject, source, target, identity_embedding) -> io.NodeOutput:
+        from ..pipelines.portrait_edit.pairs import pair_prompts
+
+        _, text_a, text_b = pair_prompts(subject, source, target)  # prompt.json keeps the plain words
+        if identity_embedding != NO_IDENTITY:
+            resolve_file("embeddings", identity_embedding)  # refuses names outside the folder
+            # core's prompt syntax for textual-inversion tokens; the thesis puts c_id right before [X]
+            subject = f"embedding:{os.path.splitext(identity_embedding)[0]} {subject.strip()}"
+        shared, p_a, p_b = pair_prompts(subject, source, target)
+        return io.NodeOutput(_encode(clip, shared), _encode(clip, p_a), _encode(clip, p_b), text_a, text_b)
+
+
+class RecomposePairGuider(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        from ..pipelines.portrait_edit import pairs
+
+        return io.Schema(
+            node_id="RecomposePairGuider",
+            display_name="Paired-Data Guider (eq. 5.2)",
+            category=CATEGORY,
+            description="Denoises a side-by-side canvas [x_A | x_B] once (thesis eq. 5.2): s'_d eps~(p) + "
+                        "s'_a M'_a eps~(p_a) + s'_b M'_b eps~(p_b), M'_a / M'_b the left / right halves, each eps~ "
+                        "CFG-guided; all branches in one batch. Poses come through the conditionings (core's "
+                        "ControlNet Apply with an OpenPose ControlNet on a [pose | pose] canvas).",
+            inputs=[
+                io.Model.Input("model", tooltip="A native SD1.5 model (RealisticVision in the thesis)."),
+                io.Conditioning.Input("shared", tooltip="p: 'the same [X] on the left and right'."),
+                io.Conditioning.Input("source", tooltip="p_a: 'a [X], [Y]' (left half)."),
+                io.Conditioning.Input("target", tooltip="p_b: 'a [X], [Z]' (right half)."),
+                io.Conditioning.Input("negative", tooltip="Negative prompt of the CFG of each prediction."),
+                io.Float.Input("cfg", default=pairs.GUIDANCE_SCALE, min=0.0, max=100.0, step=0.1,
+                               tooltip=f"CFG scale of each prediction ({pairs.GUIDANCE_SCALE} in the thesis)."),
+                io.Float.Input("s_d", default=pairs.SHARED_SCALE, min=0.0, max=2.0, step=0.01,
+                               tooltip=f"s'_d, weight of the shared prompt ({pairs.SHARED_SCALE} in the thesis)."),
+                io.Float.Input("s_a", default=pairs.SIDE_SCALE, min=0.0, max=2.0, step=0.01,
+                               tooltip=f"s'_a, weight of p_a on the left ({pairs.SIDE_SCALE})."),
+                io.Float.Input("s_b", default=pairs.SIDE_SCALE, min=0.0, max=2.0, step=0.01,
+                               tooltip=f"s'_b, weight of p_b on the right ({pairs.SIDE_SCALE})."),
+            ],
+            outputs=[io.Guider.Output(display_name="guider", tooltip="For core's SamplerCustomAdvanced on a "
+                                                                     "latent twice as wide as high.")],
+        )
+
+    @classmethod
+    def execute(cls, model, shared, source, target, negative, cfg, s_d, s_a, s_b) -> io.NodeOutput:
+        from ._portrait_native import PairGuider
+
+        guider = PairGuider(model)
+        guider.set_branches(shared=shared, source=source, target=target, negative=negative)
+        guider.set_cfg(cfg)
+        guider.side_scales = (s_d, s_a, s_b)
+        return io.NodeOutput(guider)
+
+
+class RecomposeSplitPair(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RecomposeSplitPair",
+            display_name="Split Pair Canvas",
+            category=CATEGORY,
+            description="Cuts a side-by-side canvas [x_A | x_B] into the training pair (thesis 5.2.2).",
+            inputs=[io.Image.Input("canvas", tooltip="Decoded canvas, twice as wide as high.")],
+            outputs=[io.Image.Output(display_name="source", tooltip="x_A, the left half (train/condition)."),
+                     io.Image.Output(display_name="target", tooltip="x_B, the right half (train/gt).")],
+        )
+
+    @classmethod
+    def execute(cls, canvas) -> io.NodeOutput:
+        from ..pipelines.portrait_edit.pairs import split_canvas
+
+        return io.NodeOutput(*split_canvas(canvas))
+
+
 NODES = [RecomposePortraitMCDMLoader, RecomposeCLIPVisionLoader, RecomposePortraitConditioning,
-         RecomposePortraitGuider, RecomposeMaskGuidedGuider, RecomposeEditingMask]
+         RecomposePortraitGuider, RecomposeMaskGuidedGuider, RecomposeEditingMask, RecomposePairPrompts,
+         RecomposePairGuider, RecomposeSplitPair]

@@ -330,3 +330,16 @@ def test_conditioning_node_builds_the_eq_5_1_branches(native, files):
         if spatial:
             torch.testing.assert_close(extras["concat_latent_image"], source * 0.18215)
     assert (c_im - c_null).abs().mean() > 1e-3
+
+
+def test_pair_guider_is_eq_5_2_at_every_step(native, mcdm):
+    guider = _record(native, native.PairGuider)(mcdm)
+    b = _branches()
+    guider.set_branches(shared=b["image"], source=b["reconstruction"], target=b["positive"], negative=b["negative"])
+    guider.set_cfg(7.5)
+    _sample(guider)
+    half = LATENT // 2
+    for _, p, out in guider.calls:
+        g = {k: p["negative"] + 7.5 * (p[k] - p["negative"]) for k in ("shared", "source", "target")}
+        torch.testing.assert_close(out[..., :half], 0.1 * g["shared"][..., :half] + 0.9 * g["source"][..., :half])
+        torch.testing.assert_close(out[..., half:], 0.1 * g["shared"][..., half:] + 0.9 * g["target"][..., half:])
