@@ -343,3 +343,17 @@ def test_pair_guider_is_eq_5_2_at_every_step(native, mcdm):
         g = {k: p["negative"] + 7.5 * (p[k] - p["negative"]) for k in ("shared", "source", "target")}
         torch.testing.assert_close(out[..., :half], 0.1 * g["shared"][..., :half] + 0.9 * g["source"][..., :half])
         torch.testing.assert_close(out[..., half:], 0.1 * g["shared"][..., half:] + 0.9 * g["target"][..., half:])
+
+
+def test_nodes_explain_unusable_inputs(native, mcdm):
+    portrait = importlib.import_module("recompose_pack.nodes.portrait")
+    b = _branches()
+    with pytest.raises(Exception, match="Multi-Condition Guider: mask mode 'noise \\(thesis\\)' needs the "
+                                        "'reconstruction'"):
+        portrait.RecomposePortraitGuider.execute(mcdm, b["positive"], b["image"], b["embedding"], b["negative"],
+                                                 3.0, 2.0, 4.0, reconstruction=None, mask=_half_mask())
+    with pytest.raises(Exception, match="noise_steps \\(21\\) must not exceed steps \\(20\\)"):
+        portrait.RecomposeEditingMask.execute(mcdm, b["positive"], b["reconstruction"],
+                                              {"samples": torch.zeros(1, 4, 8, 8)}, 10, 0, 20, 21, 0.2)
+    with pytest.raises(Exception, match="No MCDM UNet file in models/recompose/portrait"):
+        portrait.RecomposePortraitMCDMLoader.execute(portrait.NO_MODEL, portrait.NO_MODEL)
