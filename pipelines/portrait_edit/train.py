@@ -195,7 +195,7 @@ def train(model: MCDMTrainable, encoders: Encoders, scheduler, data_dir: str, ou
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss) if accelerator is not None else loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.detach().item())
         progress.step()
         if main and (step % save_every == 0 or step == steps):
             save_checkpoint(out_dir, step, model, optimizer)
