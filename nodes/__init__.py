@@ -7,7 +7,7 @@ from comfy_api.latest import ComfyExtension, io
 from ._examples import install_example_inputs
 from ._folders import register_model_folders
 
-FAMILIES = ("selfie", "selfie_tools", "selfie_inpaint", "selfie_finetune", "fitcheck", "motion", "painting", "painting_tools", "painting_metrics", "painting_vlm", "tokenizer")
+FAMILIES = ("selfie", "selfie_tools", "selfie_inpaint", "selfie_finetune", "fitcheck", "motion", "painting", "painting_tools", "painting_metrics", "painting_vlm", "tokenizer", "portrait")
 
 
 class RecomposeExtension(ComfyExtension):
