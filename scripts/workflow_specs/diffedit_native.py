@@ -13,7 +13,7 @@ SIZE = 64
 
 def build(wf):
     base = wf.add("CheckpointLoaderSimple", ckpt_name=CHECKPOINT)
-    photo = wf.add("LoadImage", image="recompose_astronaut.png")
+    photo = wf.add("LoadImage", image="recompose_astronaut.jpg")
     scaled = wf.add("ImageScale", image=photo["IMAGE"], upscale_method="bicubic", width=SIZE, height=SIZE,
                     crop="center")
     latent = wf.add("VAEEncode", pixels=scaled[0], vae=base["VAE"])

@@ -18,7 +18,7 @@ def build(wf):
     mcdm = wf.add("RecomposePortraitMCDMLoader", unet=f"{CHECKPOINT_DIR}/unet.pth",
                   adapter=f"{CHECKPOINT_DIR}/adapter.pth")
     clip_vision = wf.add("RecomposeCLIPVisionLoader", clip_name="clip_vit_base_patch32.safetensors")
-    photo = wf.add("LoadImage", image="recompose_grace_hopper.png")
+    photo = wf.add("LoadImage", image="recompose_grace_hopper.jpg")
     portrait = wf.add("ImageScale", image=photo["IMAGE"], upscale_method="bicubic", width=SIZE, height=SIZE,
                       crop="center")
     target = wf.add("CLIPTextEncode", clip=base["CLIP"], text="a woman, cute flower costume")

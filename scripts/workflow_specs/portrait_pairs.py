@@ -15,7 +15,7 @@ SIZE = 64
 
 def build(wf):
     base = wf.add("CheckpointLoaderSimple", ckpt_name=CHECKPOINT)
-    photo = wf.add("LoadImage", image="recompose_grace_hopper.png")
+    photo = wf.add("LoadImage", image="recompose_grace_hopper.jpg")
     person = wf.add("RecomposePersonPose", image=photo["IMAGE"])
     pose = wf.add("ImageScale", image=person["pose_image"], upscale_method="bilinear", width=SIZE, height=SIZE,
                   crop="center")

@@ -95,8 +95,8 @@ def data_dir(tmp_path):
     (root / "train" / "condition").mkdir(parents=True)
     (root / "train" / "gt").mkdir()
     lines = []
-    for i, (a, b) in enumerate([("recompose_astronaut.png", "recompose_chelsea.png"),
-                                ("recompose_grace_hopper.png", "recompose_coffee.png")]):
+    for i, (a, b) in enumerate([("recompose_astronaut.jpg", "recompose_chelsea.jpg"),
+                                ("recompose_grace_hopper.jpg", "recompose_coffee.jpg")]):
         Image.fromarray(np.asarray(EXAMPLES[a]())).resize((64, 64)).save(root / "train" / "condition" / f"{i}.png")
         Image.fromarray(np.asarray(EXAMPLES[b]())).resize((64, 64)).save(root / "train" / "gt" / f"{i}.png")
         lines.append(json.dumps({"source": f"condition/{i}.png", "target": f"gt/{i}.png",
