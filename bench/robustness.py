@@ -348,7 +348,7 @@ def long_prompts(server, object_info, motion_clips: int = 5000) -> list:
     cases.append(("motion_database_build", only_up_to(motion, node), node, 1.0, []))
     train_dir = server.base / "input" / "robustness_train"
     train_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("recompose_chelsea.png", "recompose_coffee.png"):
+    for name in ("recompose_chelsea.jpg", "recompose_coffee.jpg"):
         target = train_dir / name
         if not target.exists():
             target.write_bytes((server.base / "input" / name).read_bytes())

@@ -135,9 +135,9 @@ def cheap_graph(base: Path) -> list:
     an input ("step", i) is output i of an earlier step. Widget inputs not given take their defaults."""
     import torch
 
-    face, person, scene = (load_image(base, n, 128) for n in ("recompose_grace_hopper.png",
-                                                               "recompose_astronaut.png", "recompose_china.png"))
-    small = load_image(base, "recompose_coffee.png", 64)
+    face, person, scene = (load_image(base, n, 128) for n in ("recompose_grace_hopper.jpg",
+                                                               "recompose_astronaut.jpg", "recompose_china.jpg"))
+    small = load_image(base, "recompose_coffee.jpg", 64)
     mask = torch.zeros(1, 128, 128)
     mask[:, 32:96, 40:88] = 1.0
     small_mask = torch.zeros(1, 64, 64)

@@ -11,7 +11,7 @@ BOGUS = "no-such-option"
 # producers for custom socket types a node needs before it can check its own inputs
 PRODUCERS = {"RECOMPOSE_SELFIE_PIPE": {"class_type": "RecomposeSelfieInpaintLoader",
                                        "inputs": {"model": "recompose_tiny_pbe_selfie2full"}}}
-BUILT_IN = {"IMAGE": {"class_type": "LoadImage", "inputs": {"image": "recompose_astronaut.png"}},
+BUILT_IN = {"IMAGE": {"class_type": "LoadImage", "inputs": {"image": "recompose_astronaut.jpg"}},
             "MASK": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}}}
 
 

@@ -7,7 +7,7 @@ from scripts.harness.server import WorkflowError
 
 SECRET = "root:x:0:0:SECRET_IMU_HEADER"  # what a leaked /etc/passwd-like file would show
 
-IMAGE = {"class_type": "LoadImage", "inputs": {"image": "recompose_astronaut.png"}}
+IMAGE = {"class_type": "LoadImage", "inputs": {"image": "recompose_astronaut.jpg"}}
 TOKENIZER = {"class_type": "RecomposeAlignTokLoader", "inputs": {"tokenizer_name": "aligntok_tiny.safetensors"}}
 SELFIE_PIPE = {"class_type": "RecomposeSelfieInpaintLoader", "inputs": {"model": "recompose_tiny_pbe_selfie2full"}}
 
