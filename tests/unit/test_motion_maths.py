@@ -33,6 +33,7 @@ def _const(value, n=20):
 def test_thesis_constants():
     assert retrieval.ALPHA == 0.1  # thesis eq. 4.1
     assert retrieval.SMOOTH_S == 0.15
+    assert retrieval.VELOCITY_S == 2.0
     assert inspect.signature(dtw_retrieve).parameters["alpha"].default == 0.1
     assert inspect.signature(dtw_retrieve).parameters["window_fraction"].default == 0.15
     assert inspect.signature(MotionIndex).parameters["fps"].default == 10.0
@@ -82,7 +83,11 @@ def test_features_smooth_with_a_0_15_s_gaussian_at_10_fps():
     k = np.arange(-6, 7)
     w0 = 1.0 / np.exp(-k**2 / (2 * sigma**2)).sum()
     assert feats_yaw[20] == pytest.approx([np.cos(v * w0), np.sin(v * w0)], abs=1e-9)
-    assert feats_trans[20, 0] == pytest.approx(w0, abs=1e-9)
+    # translation becomes velocity x 2 s: the central difference at sample 19 of the smoothed
+    # impulse is (w0 - w2) / 2 samples = (w0 - w2) / 2 * 10 m/s, times 2 s
+    w2 = w0 * np.exp(-4 / (2 * sigma**2))
+    assert feats_trans[19, 0] == pytest.approx((w0 - w2) / 2 * 10.0 * 2.0, abs=1e-9)
+    assert feats_trans[20, 0] == pytest.approx(0.0, abs=1e-12)  # the peak: no velocity
     assert len(retrieval._features(Trajectory(np.zeros(91), np.zeros((91, 2)), 30.0), 10.0)[0]) == 31
 
 
