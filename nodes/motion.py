@@ -141,8 +141,9 @@ class RecomposeRetrieveMotion(io.ComfyNode):
             display_name="Retrieve Motion (IMU, DTW)",
             category=CATEGORY,
             description="Ranks the database motions against a recording by D = DTW(yaw) + alpha * "
-                        "DTW(translation) (thesis eq. 4.1; yaw compared on the circle, DTW in C with lower-bound "
-                        "pruning) and outputs the chosen one's pose sequence.",
+                        "DTW(translation) (thesis eq. 4.1; yaw compared on the circle; translation compared as "
+                        "its velocity times 2 s, which phone double integration drifts far less than position; "
+                        "DTW in C with lower-bound pruning) and outputs the chosen one's pose sequence.",
             inputs=[
                 MotionDB.Input("motion_db", tooltip="From 'Motion Database'."),
                 MotionQuery.Input("motion", tooltip="From 'Load IMU Recording'."),
