@@ -72,17 +72,21 @@ class RecomposePrependReferences(io.ComfyNode):
                         "decoding with 'Drop References'.",
             inputs=[
                 io.Image.Input("frames", tooltip="The frames to animate (e.g. pose images or a first guess)."),
-                io.Image.Input("front", tooltip="The front mirror selfie (same size as the frames)."),
-                io.Image.Input("back", tooltip="The back mirror selfie (same size as the frames)."),
+                io.Image.Input("front", tooltip="The front mirror selfie: one image, the same size as the frames."),
+                io.Image.Input("back", tooltip="The back mirror selfie: one image, the same size as the frames."),
             ],
             outputs=[io.Image.Output(display_name="frames", tooltip="[front, back, frames...].")],
         )
 
     @classmethod
     def execute(cls, frames, front, back) -> io.NodeOutput:
+        for name, image in (("front", front), ("back", back)):
+            if image.shape[0] != 1:  # one video has one front and one back reference
+                raise InputError(f"Prepend References: '{name}' holds {image.shape[0]} images but one video takes "
+                                 f"one {name} reference; pick one image (e.g. with core's ImageFromBatch node).")
         require_same_size(front, frames, "The front image", "the frames")
         require_same_size(back, frames, "The back image", "the frames")
-        return io.NodeOutput(torch.cat([front[:1, ..., :3], back[:1, ..., :3], frames[..., :3]], dim=0))
+        return io.NodeOutput(torch.cat([front[..., :3], back[..., :3], frames[..., :3]], dim=0))
 
 
 class RecomposeDropReferences(io.ComfyNode):
