@@ -27,13 +27,17 @@ class RecomposeMultiReferenceAttention(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="The model to patch (a clone is patched)."),
                 io.Int.Input("frames_per_video", default=0, min=0, max=4096,
-                             tooltip="Frames per video in the batch (0 = the whole batch is one video)."),
+                             tooltip="Frames per video in the batch (0 = the whole batch is one video). Under "
+                                     "core's context windows each window is one video and always holds the "
+                                     "references."),
                 io.Int.Input("front_frame", default=1, min=1, max=4096,
                              tooltip="1-based frame number of the front reference (frame 1 after 'Prepend References')."),
                 io.Int.Input("back_frame", default=2, min=1, max=4096,
                              tooltip="1-based frame number of the back reference (frame 2 after 'Prepend References')."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=4.0, step=0.05,
-                               tooltip="Weight of the reference tokens in attention (1 = thesis, 0 = off)."),
+                               tooltip="Weight of the reference tokens in attention (1 = thesis, 0 = off). Must be "
+                                       "1 when another node already replaced the model's self-attention (that "
+                                       "replacement then runs over the reference tokens too)."),
                 io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.01,
                                tooltip="Part of the sampling schedule where the patch starts (0 = first step)."),
                 io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.01,
