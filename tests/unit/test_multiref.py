@@ -305,3 +305,96 @@ def test_a_window_without_the_references_is_explained(comfy):
     q = torch.randn(4, 6, 8)
     with pytest.raises(InputError, match=r"lacks reference frame\(s\) \[1, 2\]"):
         fn(q, q, q, {"n_heads": 2, "cond_or_uncond": [0], "context_window": window})
+
+
+def test_negative_or_duplicate_references():
+    q = torch.randn(4, 3, 8)
+    with pytest.raises(InputError, match="do not exist"):
+        multi_reference_attention(q, q, q, 2, frames=4, references=(-1, 0))
+    with pytest.raises(InputError, match="do not exist"):
+        multi_reference_attention(q, q, q, 2, frames=4, references=())
+    # a duplicated reference is one reference
+    assert torch.allclose(multi_reference_attention(q, q, q, 2, 4, references=(1, 1)),
+                          multi_reference_attention(q, q, q, 2, 4, references=(1,)), atol=1e-6)
+
+
+@pytest.mark.parametrize("spatial_input", [False, True])
+def test_diffusers_processor_keeps_residual_and_rescale_of_the_attention(spatial_input):
+    """Against diffusers' own AttnProcessor2_0: at strength 0 both are plain attention; at strength 1
+    ours is to_out(width concatenation), with the same residual and output rescaling."""
+    from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+    from pipelines.multiref.diffusers_processor import MultiReferenceAttnProcessor
+
+    frames, h, w, c, heads = 3, 2, 3, 16, 2
+    attn = Attention(c, heads=heads, dim_head=c // heads, residual_connection=True, rescale_output_factor=2.0).eval()
+    x = torch.randn(frames, h, w, c)
+    tokens = x.reshape(frames, h * w, c)
+    hidden = tokens.transpose(1, 2).reshape(frames, c, h, w) if spatial_input else tokens
+    with torch.no_grad():
+        reference = AttnProcessor2_0()(attn, hidden)
+        off = MultiReferenceAttnProcessor(frames, strength=0.0)(attn, hidden)
+        on = MultiReferenceAttnProcessor(frames)(attn, hidden)
+        wide = width_concat_reference(x, attn.to_q, attn.to_k, attn.to_v, heads)
+        expected = (attn.to_out[0](wide) + tokens) / 2.0
+    assert off.shape == hidden.shape and torch.allclose(off, reference, atol=1e-5)
+    if spatial_input:
+        on = on.reshape(frames, c, h * w).transpose(1, 2)
+    assert torch.allclose(on, expected, atol=1e-5)
+
+
+def test_spatial_names_skip_temporal_attention():
+    from pipelines.multiref.diffusers_processor import spatial_self_attention_names
+
+    class Fake:
+        attn_processors = {"down.attn1.processor": 0, "down.attn2.processor": 0,
+                           "down.temporal_transformer_blocks.0.attn1.processor": 0,
+                           "mid.time_stack.0.attn1.processor": 0, "up.attn1.processor": 0}
+
+    assert spatial_self_attention_names(Fake()) == ["down.attn1.processor", "up.attn1.processor"]
+
+
+def test_comfy_patch_runs_only_inside_its_sigma_range(comfy):
+    from pipelines.multiref.comfy_patch import make_replacement
+
+    plain = comfy[1].optimized_attention
+    fn = make_replacement(plain, frames_per_video=4, sigma_start=5.0, sigma_end=1.0)
+    q, k, v = (torch.randn(4, 6, 8) for _ in range(3))
+    multi = multi_reference_attention(q, k, v, 2, 4)
+    for sigma, expect_multi in ((6.0, False), (5.0, True), (3.0, True), (1.0, True), (0.5, False)):
+        out = fn(q, k, v, {"n_heads": 2, "cond_or_uncond": [0], "sigmas": torch.tensor([sigma])})
+        assert torch.allclose(out, multi if expect_multi else plain(q, k, v, 2), atol=1e-6), sigma
+
+
+def test_spatial_check_compares_with_the_activations_shape(comfy):
+    from pipelines.multiref.comfy_patch import _is_spatial
+
+    assert _is_spatial(torch.zeros(2, 12, 8), {"activations_shape": [2, 8, 3, 4]})
+    assert not _is_spatial(torch.zeros(24, 2, 8), {"activations_shape": [2, 8, 3, 4]})  # temporal: [B*H*W, F, C]
+    assert not _is_spatial(torch.zeros(2, 11, 8), {"activations_shape": [2, 8, 3, 4]})
+    assert _is_spatial(torch.zeros(5, 7, 8), {})
+
+
+def test_block_keys_cover_input_middle_and_output_blocks(comfy):
+    from pipelines.multiref.comfy_patch import transformer_block_keys
+
+    def spatial(depth):
+        return comfy[1].SpatialTransformer(32, n_heads=2, d_head=16, depth=depth, context_dim=8)
+
+    class Diffusion(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.input_blocks = torch.nn.ModuleList([torch.nn.ModuleList([torch.nn.Conv2d(1, 1, 1)]),
+                                                     torch.nn.ModuleList([spatial(2)])])
+            self.middle_block = torch.nn.ModuleList([spatial(1)])
+            self.output_blocks = torch.nn.ModuleList([torch.nn.ModuleList([spatial(1)])])
+
+    assert transformer_block_keys(Diffusion()) == [("input", 1, 0), ("input", 1, 1), ("middle", 0, 0),
+                                                   ("output", 0, 0)]
+
+
+def test_windows_with_references_by_hand():
+    from pipelines.multiref.comfy_patch import windows_with_references
+
+    assert windows_with_references([[3, 4, 5], [1, 5, 6], [0, 1, 2]], (1, 0)) == [[0, 1, 3, 4, 5], [0, 1, 5, 6],
+                                                                                   [0, 1, 2]]
