@@ -155,7 +155,9 @@ class RecomposeFitCheckLoader(io.ComfyNode):
             inputs=[
                 io.Combo.Input("svd_model", options=_svd_folders(),
                                tooltip="SVD diffusers folder in models/diffusers "
-                                       "(stable-video-diffusion-img2vid-xt-1-1 for the released weights)."),
+                                       "(stable-video-diffusion-img2vid-xt-1-1 for the released weights); its "
+                                       "unet/ may hold only config.json or be missing, as the MimicMotion file "
+                                       "carries the UNet."),
                 io.Combo.Input("weights", options=_mimicmotion_files(),
                                tooltip="MimicMotion weights in models/recompose/fitcheck "
                                        "(MimicMotion_1-1.pth, or a Fit Check checkpoint in the same layout)."),
@@ -207,9 +209,11 @@ class RecomposeFitCheckSampler(io.ComfyNode):
                 io.Int.Input("steps", default=25, min=1, max=200, tooltip="Euler denoising steps (thesis: 25)."),
                 io.Float.Input("cfg", default=2.0, min=0.0, max=20.0, step=0.1,
                                tooltip="Classifier-free guidance scale (thesis: 2)."),
-                io.Int.Input("tile_frames", default=16, min=3, max=128,
-                             tooltip="Frames per model call including the 2 references (thesis: 16 or 24; more "
-                                     "frames = more memory)."),
+                io.Int.Input("tile_frames", default=0, min=0, max=128,
+                             tooltip="Frames per model call including the 2 references; 0 = auto, what the "
+                                     "checkpoint was made for: 72 for MimicMotion 1.1 (file name "
+                                     "MimicMotion_1-1*), 16 for MimicMotion 1.0 and Fit Check checkpoints "
+                                     "(thesis: 16 or 24). More frames = more memory."),
                 io.Int.Input("overlap", default=4, min=0, max=64,
                              tooltip="Frames shared by neighbouring tiles (thesis: 4); below tile_frames - 2."),
                 io.Int.Input("seed", default=0, min=0, max=2**31 - 1, tooltip="Noise seed."),
@@ -237,6 +241,7 @@ class RecomposeFitCheckSampler(io.ComfyNode):
         reference_poses = None
         if front_pose is not None:
             reference_poses = torch.cat([_fit(front_pose[:1], width, height), _fit(back_pose[:1], width, height)])
+        tile_frames = fitcheck_pipe.tile_frames(tile_frames)
         load_models(fitcheck_pipe)
         frames = fitcheck_pipe(
             _fit(front[:1], width, height), _fit(back[:1], width, height), _fit(poses, width, height),

@@ -71,9 +71,10 @@ def drop_unsaved_buffers(state_dict: Mapping[str, torch.Tensor], module: torch.n
 
 
 def load_into(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], path: str, what: str,
-              allow_missing: Iterable[str] = ()) -> None:
+              allow_missing: Iterable[str] = (), assign: bool = False) -> None:
     """Strict load with a readable error; ``allow_missing`` lists key prefixes that may stay at init.
-    Non-persistent buffers in the file are ignored (see ``drop_unsaved_buffers``)."""
+    Non-persistent buffers in the file are ignored (see ``drop_unsaved_buffers``). ``assign`` makes
+    the file's tensors the module's (for a module built on the meta device: no copy)."""
     state_dict = drop_unsaved_buffers(state_dict, module)
     expected = module.state_dict()
     allow = tuple(allow_missing)
@@ -90,4 +91,4 @@ def load_into(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], p
             k = wrong[0]
             details.append(f"{len(wrong)} of another shape (e.g. {k}: {tuple(state_dict[k].shape)} vs {tuple(expected[k].shape)})")
         raise CheckpointFormatError(path, f"Weights do not fit the {what}: {'; '.join(details)}", expected=list(expected))
-    module.load_state_dict(state_dict, strict=False)
+    module.load_state_dict(state_dict, strict=False, assign=assign)

@@ -38,3 +38,26 @@ def test_prepend_refuses_a_batch_of_references_instead_of_dropping_them(fitcheck
     errors = importlib.import_module("recompose_pack.pipelines.common.errors")  # the class the pack raises
     with pytest.raises(errors.InputError, match=f"Prepend References: '{which}' holds 2 images"):
         fitcheck_nodes.RecomposePrependReferences.execute(**images)
+
+
+def test_loader_dropdown_lists_svd_folders_without_unet_weights(fitcheck_nodes, tmp_path):
+    import json
+
+    import folder_paths
+
+    from tests.fixtures import build_fitcheck
+
+    for name, unet in (("svd_config_only", True), ("svd_no_unet", False)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model_index.json").write_text(json.dumps(build_fitcheck.MODEL_INDEX))
+        if unet:
+            (tmp_path / name / "unet").mkdir()
+            (tmp_path / name / "unet" / "config.json").write_text('{"_class_name": "UNetSpatioTemporalConditionModel"}')
+    (tmp_path / "sd15").mkdir()
+    (tmp_path / "sd15" / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    folder_paths.add_model_folder_path("diffusers", str(tmp_path))
+    try:
+        listed = fitcheck_nodes._svd_folders()
+    finally:
+        folder_paths.folder_names_and_paths["diffusers"][0].remove(str(tmp_path))
+    assert "svd_config_only" in listed and "svd_no_unet" in listed and "sd15" not in listed
