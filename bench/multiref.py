@@ -3,10 +3,11 @@
 8 frames (2 references + 6) at 32x32 latents. Variants, per denoising step of the main UNet:
   plain         stock attention
   multiref      our processor (reference keys/values projected once, shared by all frames)
-  referencenet  a ReferenceNet-style second UNet over the 2 references whose self-attention inputs
+  referencenet  a ReferenceNet-style UNet pass over the 2 references whose self-attention inputs
                 are banked and appended to every frame's keys/values in the main UNet. As in
                 MagicAnimate and Inverse Painting, the reference UNet runs once per sampling: its
-                forward is timed on its own and spread over SAMPLING_STEPS steps.
+                forward is timed on its own and spread over SAMPLING_STEPS steps (it shares the main
+                UNet's weights here: same architecture, same cost, half the memory).
 
 Times are the minimum over ROUNDS interleaved rounds (one step of every variant per round, so machine
 noise hits all alike). Printed per variant: wall and CPU (process) seconds per step, seconds inside
@@ -74,9 +75,10 @@ class BankReader:
         return attn.to_out[1](attn.to_out[0](out.transpose(1, 2).reshape(b, length, -1)))
 
 
-def build(variants):
-    """(use(variant), step(variant), refnet_pass(), attention clock): the UNet (and a ReferenceNet
-    when asked) with a setter per variant's processors."""
+def build():
+    """(use(variant), step(variant), refnet_pass(), attention clock) over one SD1.5-size UNet. The
+    ReferenceNet pass runs the same UNet with bank-writing processors (a ReferenceNet is a UNet of
+    the same architecture; sharing the weights keeps the bench at one UNet's memory)."""
     from diffusers import UNet2DConditionModel
     from diffusers.models.attention_processor import AttnProcessor2_0
 
@@ -85,20 +87,25 @@ def build(variants):
     torch.manual_seed(0)
     unet = UNet2DConditionModel(cross_attention_dim=768).eval()  # SD1.5 layout, random weights
     names = spatial_self_attention_names(unet)
-    refnet = UNet2DConditionModel(cross_attention_dim=768).eval() if "referencenet" in variants else None
+    base = dict(unet.attn_processors)
     bank, clock = {}, {"s": 0.0}
-    if refnet is not None:
-        writers = dict(refnet.attn_processors)
-        writers.update({name: BankWriter(bank, name, AttnProcessor2_0()) for name in names})
-        refnet.set_attn_processor(writers)
 
-    def use(variant):
-        procs = dict(unet.attn_processors)
+    def processors(variant):
+        procs = dict(base)
         for name in names:
+            if variant == "writer":
+                procs[name] = BankWriter(bank, name, AttnProcessor2_0())
+                continue
             inner = {"plain": AttnProcessor2_0, "multiref": lambda: MultiReferenceAttnProcessor(FRAMES, REFS),
                      "referencenet": lambda: BankReader(bank, name)}[variant]()
             procs[name] = Timed(inner, clock)
-        unet.set_attn_processor(procs)
+        return procs
+
+    chosen = {}
+
+    def use(variant):
+        chosen["procs"] = processors(variant)
+        unet.set_attn_processor(dict(chosen["procs"]))
 
     x, t, ctx = torch.randn(FRAMES, 4, 32, 32), torch.tensor(500), torch.randn(FRAMES, 77, 768)
 
@@ -108,14 +115,16 @@ def build(variants):
 
     @torch.no_grad()
     def refnet_pass():  # once per sampling: fills the bank the main UNet's steps read
-        refnet(x[list(REFS)], t, ctx[list(REFS)])
+        unet.set_attn_processor(processors("writer"))
+        unet(x[list(REFS)], t, ctx[list(REFS)])
+        unet.set_attn_processor(dict(chosen["procs"]))
 
     return use, step, refnet_pass, clock
 
 
 def peak_growth_mb(variant: str) -> float:
     """Peak memory growth of one step (own process, so peaks do not mix)."""
-    use, step, refnet_pass, _ = build({variant})
+    use, step, refnet_pass, _ = build()
     use(variant)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if variant == "referencenet":
@@ -197,7 +206,7 @@ def main():
     for v in VARIANTS:
         out = subprocess.run([sys.executable, __file__, "--memory", v], capture_output=True, text=True, check=True)
         memory[v] = json.loads(out.stdout.strip().splitlines()[-1])
-    use, step, refnet_pass, clock = build(set(VARIANTS))
+    use, step, refnet_pass, clock = build()
     flops = step_flops(use, step, refnet_pass)
     rounds = interleaved_rounds(use, step, refnet_pass, clock)
 
