@@ -227,7 +227,8 @@ def load_fitcheck_pipeline(svd_dir: str, weights_path: str, device="cpu", dtype=
     models = [m.to(device).eval().requires_grad_(False) for m in (unet, vae, image_encoder, pose_net)]
     version = mimicmotion_version(weights_path)
     tile_frames = TILE_FRAMES[version] if version and unet.config.in_channels == 8 else FIT_CHECK_TILE_FRAMES
-    named = f"MimicMotion {version}" if version else os.path.basename(weights_path)
-    source = f"{os.path.basename(os.path.normpath(svd_dir))} + {named} ({merged} UNet tensors from the file)"
+    named = os.path.basename(weights_path) + (f" (MimicMotion {version})" if version else "")
+    source = (f"{os.path.basename(os.path.normpath(svd_dir))} + {named}, {merged} UNet tensors from the file, "
+              f"{tile_frames}-frame tiles by default")
     return FitCheckPipeline(*models[:3], processor, scheduler, models[3], source=source,
                             default_tile_frames=tile_frames)
