@@ -87,3 +87,21 @@ def test_fusion_with_one_reference_and_multichannel_frames():
     fused = fuse_tiles([a, b], tiles, 4, n_refs=1)
     # window weights [1, 1]: frame 2 averages 6 and 8; reference frame 0 averages [2,0] and [4,2]
     assert fused.tolist() == [[3.0, 1.0], [4.0, 4.0], [7.0, 7.0], [1.0, 1.0]]
+
+
+def test_fusion_keeps_the_outputs_dtype():
+    tiles = [[0, 1, 2, 3], [0, 1, 3, 4]]
+    outs = [torch.arange(4, dtype=torch.float64) + i for i in range(2)]
+    fused = fuse_tiles(outs, tiles, 5)
+    assert fused.dtype == torch.float64
+    assert fused.tolist() == pytest.approx([0.5, 1.5, 2.0, 3.0, 4.0])  # window weights 1, 1 in both tiles
+
+
+def test_fusion_and_plan_messages_in_full():
+    with pytest.raises(InputError, match=r"^The video has only reference frames; add frames to generate\.$"):
+        plan_tiles(2, 16, 4)
+    with pytest.raises(InputError, match=r"^Some frames are in no tile; plan the tiles with plan_tiles\.$"):
+        fuse_tiles([torch.zeros(3)], [[0, 1, 2]], 4)
+    with pytest.raises(InputError, match=r"^A tile of 6 frames holds 2 references and 4 others; the overlap \(4\) "
+                                         r"must be smaller than that\.$"):
+        plan_tiles(12, 6, 4)
