@@ -398,3 +398,66 @@ def test_windows_with_references_by_hand():
 
     assert windows_with_references([[3, 4, 5], [1, 5, 6], [0, 1, 2]], (1, 0)) == [[0, 1, 3, 4, 5], [0, 1, 5, 6],
                                                                                    [0, 1, 2]]
+
+
+def test_window_with_references_inside_maps_their_positions(comfy):
+    from pipelines.multiref.comfy_patch import make_replacement
+
+    h, w, c, heads = 2, 3, 8, 2
+    x = torch.randn(5, h, w, c)  # the window's frames 7, 8, 1, 2, 9 (0-based 6, 7, 0, 1, 8)
+    to_q, to_k, to_v = projections(c)
+    t = x.reshape(5, h * w, c)
+    window = comfy[0].context_windows.IndexListContextWindow([6, 7, 0, 1, 8])
+    fn = make_replacement(comfy[1].optimized_attention, frames_per_video=3)  # a window is one video regardless
+    out = fn(to_q(t), to_k(t), to_v(t), {"n_heads": heads, "context_window": window})
+    assert torch.allclose(out, width_concat_reference(x, to_q, to_k, to_v, heads, references=(2, 3)), atol=1e-5)
+
+
+def test_without_cfg_information_the_batch_is_one_video(comfy):
+    from pipelines.multiref.comfy_patch import make_replacement
+
+    q, k, v = (torch.randn(6, 4, 8) for _ in range(3))
+    out = make_replacement(comfy[1].optimized_attention, frames_per_video=0)(q, k, v, {"n_heads": 2})
+    assert torch.allclose(out, multi_reference_attention(q, k, v, 2, 6), atol=1e-6)
+
+
+def test_outside_its_sigma_range_a_chained_replacement_gets_the_plain_call(comfy):
+    from pipelines.multiref.comfy_patch import make_replacement
+
+    seen = []
+    fn = make_replacement(comfy[1].optimized_attention, 4, sigma_start=2.0,
+                          previous=lambda q, k, v, eo: seen.append(k.shape) or q * 3)
+    q = torch.randn(4, 5, 8)
+    out = fn(q, q, q, {"n_heads": 2, "sigmas": torch.tensor([9.0])})
+    assert seen == [(4, 5, 8)] and torch.equal(out, q * 3)
+
+
+def test_strength_without_another_replacement_is_fine(comfy):
+    from pipelines.multiref.comfy_patch import patch_model
+
+    base, block = tiny_patcher(comfy)
+    patched = patch_model(base, comfy[1].optimized_attention, frames_per_video=4, strength=0.5)
+    x, ctx = torch.randn(4, 32, 4, 4), torch.randn(4, 3, 24)
+    half, full = run_block(block, patched.model_options, x, ctx), run_block(block, base.model_options, x, ctx)
+    assert not torch.allclose(half[2:], full[2:], atol=1e-4)
+
+
+@pytest.mark.parametrize("handler", [None, "other_dim"])
+def test_the_window_wrapper_leaves_other_handlers_alone(comfy, handler):
+    from pipelines.multiref.comfy_patch import keep_references_in_context_windows
+
+    if handler == "other_dim":  # e.g. core's WAN context windows run over dim 2, not the batch
+        cw = comfy[0].context_windows
+        handler = cw.IndexListContextHandler(cw.get_matching_context_schedule(cw.ContextSchedules.STATIC_STANDARD),
+                                             cw.get_matching_fuse_method(cw.ContextFuseMethods.PYRAMID),
+                                             context_length=4, context_overlap=1, dim=2)
+    options = {"context_handler": handler}
+
+    class Executor:
+        class_obj = Guider(options)
+
+        def __call__(self, *args):
+            return args
+
+    assert keep_references_in_context_windows((0, 1))(Executor(), 7) == (7,)
+    assert options["context_handler"] is handler
