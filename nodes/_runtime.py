@@ -102,9 +102,11 @@ def load_models(*owners) -> torch.device:
     model needs room. An owner is an nn.Module or an object with ``torch_modules()``; others
     (None, a painter without weights) are skipped. Call it in every execute that runs them."""
     patchers = [_patcher(owner) for owner in owners if _modules_of(owner)]
-    mm.load_models_gpu(patchers, force_full_load=True)
+    mm.load_models_gpu(patchers)  # the manager picks full or partial loading (dynamic VRAM offload)
     for patcher in patchers:
-        patcher.model.to(patcher.load_device)  # a module shared with another owner may have been offloaded
+        # plain torch modules have no comfy cast weights, so a part the manager left offloaded (or a
+        # module shared with another owner that was offloaded since) must still be on the device to run
+        patcher.model.to(patcher.load_device)
     mm.throw_exception_if_processing_interrupted()  # loading can take seconds: a cancel point right after
     return mm.get_torch_device()
 

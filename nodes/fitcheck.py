@@ -27,13 +27,17 @@ class RecomposeMultiReferenceAttention(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="The model to patch (a clone is patched)."),
                 io.Int.Input("frames_per_video", default=0, min=0, max=4096,
-                             tooltip="Frames per video in the batch (0 = the whole batch is one video)."),
+                             tooltip="Frames per video in the batch (0 = the whole batch is one video). Under "
+                                     "core's context windows each window is one video and always holds the "
+                                     "references."),
                 io.Int.Input("front_frame", default=1, min=1, max=4096,
                              tooltip="1-based frame number of the front reference (frame 1 after 'Prepend References')."),
                 io.Int.Input("back_frame", default=2, min=1, max=4096,
                              tooltip="1-based frame number of the back reference (frame 2 after 'Prepend References')."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=4.0, step=0.05,
-                               tooltip="Weight of the reference tokens in attention (1 = thesis, 0 = off)."),
+                               tooltip="Weight of the reference tokens in attention (1 = thesis, 0 = off). Must be "
+                                       "1 when another node already replaced the model's self-attention (that "
+                                       "replacement then runs over the reference tokens too)."),
                 io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.01,
                                tooltip="Part of the sampling schedule where the patch starts (0 = first step)."),
                 io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.01,
@@ -72,17 +76,21 @@ class RecomposePrependReferences(io.ComfyNode):
                         "decoding with 'Drop References'.",
             inputs=[
                 io.Image.Input("frames", tooltip="The frames to animate (e.g. pose images or a first guess)."),
-                io.Image.Input("front", tooltip="The front mirror selfie (same size as the frames)."),
-                io.Image.Input("back", tooltip="The back mirror selfie (same size as the frames)."),
+                io.Image.Input("front", tooltip="The front mirror selfie: one image, the same size as the frames."),
+                io.Image.Input("back", tooltip="The back mirror selfie: one image, the same size as the frames."),
             ],
             outputs=[io.Image.Output(display_name="frames", tooltip="[front, back, frames...].")],
         )
 
     @classmethod
     def execute(cls, frames, front, back) -> io.NodeOutput:
+        for name, image in (("front", front), ("back", back)):
+            if image.shape[0] != 1:  # one video has one front and one back reference
+                raise InputError(f"Prepend References: '{name}' holds {image.shape[0]} images but one video takes "
+                                 f"one {name} reference; pick one image (e.g. with core's ImageFromBatch node).")
         require_same_size(front, frames, "The front image", "the frames")
         require_same_size(back, frames, "The back image", "the frames")
-        rgb = [image_to_bchw(x).permute(0, 2, 3, 1) for x in (front[:1], back[:1], frames)]  # grey/RGBA -> RGB
+        rgb = [image_to_bchw(x).permute(0, 2, 3, 1) for x in (front, back, frames)]  # grey/RGBA -> RGB
         return io.NodeOutput(torch.cat(rgb, dim=0))
 
 
@@ -148,7 +156,9 @@ class RecomposeFitCheckLoader(io.ComfyNode):
             inputs=[
                 io.Combo.Input("svd_model", options=_svd_folders(),
                                tooltip="SVD diffusers folder in models/diffusers "
-                                       "(stable-video-diffusion-img2vid-xt-1-1 for the released weights)."),
+                                       "(stable-video-diffusion-img2vid-xt-1-1 for the released weights); its "
+                                       "unet/ may hold only config.json or be missing, as the MimicMotion file "
+                                       "carries the UNet."),
                 io.Combo.Input("weights", options=_mimicmotion_files(),
                                tooltip="MimicMotion weights in models/recompose/fitcheck "
                                        "(MimicMotion_1-1.pth, or a Fit Check checkpoint in the same layout)."),
@@ -201,9 +211,11 @@ class RecomposeFitCheckSampler(io.ComfyNode):
                 io.Int.Input("steps", default=25, min=1, max=200, tooltip="Euler denoising steps (thesis: 25)."),
                 io.Float.Input("cfg", default=2.0, min=0.0, max=20.0, step=0.1,
                                tooltip="Classifier-free guidance scale (thesis: 2)."),
-                io.Int.Input("tile_frames", default=16, min=3, max=128,
-                             tooltip="Frames per model call including the 2 references (thesis: 16 or 24; more "
-                                     "frames = more memory)."),
+                io.Int.Input("tile_frames", default=0, min=0, max=128,
+                             tooltip="Frames per model call including the 2 references; 0 = auto, what the "
+                                     "checkpoint was made for: 72 for MimicMotion 1.1 (file name "
+                                     "MimicMotion_1-1*), 16 for MimicMotion 1.0 and Fit Check checkpoints "
+                                     "(thesis: 16 or 24). More frames = more memory."),
                 io.Int.Input("overlap", default=4, min=0, max=64,
                              tooltip="Frames shared by neighbouring tiles (thesis: 4); below tile_frames - 2."),
                 io.Int.Input("seed", default=0, min=0, max=2**31 - 1, tooltip="Noise seed."),
@@ -231,6 +243,7 @@ class RecomposeFitCheckSampler(io.ComfyNode):
         reference_poses = None
         if front_pose is not None:
             reference_poses = torch.cat([_fit(front_pose[:1], width, height), _fit(back_pose[:1], width, height)])
+        tile_frames = fitcheck_pipe.tile_frames(tile_frames)
         load_models(fitcheck_pipe)
         with cancellable():
             frames = fitcheck_pipe(

@@ -115,9 +115,21 @@ def require_keys(container: Mapping, keys: Iterable[str], path: str, what: str) 
         )
 
 
+def drop_unsaved_buffers(state_dict: Mapping[str, torch.Tensor], module: torch.nn.Module) -> dict:
+    """``state_dict`` without the module's non-persistent buffers (e.g. CLIP's
+    ``embeddings.position_ids``): older transformers saved them, newer ones compute them at init,
+    so a strict load must neither want nor refuse them."""
+    saved = module.state_dict(keep_vars=True).keys()
+    unsaved = {name for name, _ in module.named_buffers() if name not in saved}
+    return {k: v for k, v in state_dict.items() if k not in unsaved}
+
+
 def load_into(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], path: str, what: str,
-              allow_missing: Iterable[str] = ()) -> None:
-    """Strict load with a readable error; ``allow_missing`` lists key prefixes that may stay at init."""
+              allow_missing: Iterable[str] = (), assign: bool = False) -> None:
+    """Strict load with a readable error; ``allow_missing`` lists key prefixes that may stay at init.
+    Non-persistent buffers in the file are ignored (see ``drop_unsaved_buffers``). ``assign`` makes
+    the file's tensors the module's (for a module built on the meta device: no copy)."""
+    state_dict = drop_unsaved_buffers(state_dict, module)
     expected = module.state_dict()
     allow = tuple(allow_missing)
     missing = [k for k in expected if k not in state_dict and not k.startswith(allow)]
@@ -133,4 +145,4 @@ def load_into(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], p
             k = wrong[0]
             details.append(f"{len(wrong)} of another shape (e.g. {k}: {tuple(state_dict[k].shape)} vs {tuple(expected[k].shape)})")
         raise CheckpointFormatError(path, f"Weights do not fit the {what}: {'; '.join(details)}", expected=list(expected))
-    module.load_state_dict(state_dict, strict=False)
+    module.load_state_dict(state_dict, strict=False, assign=assign)

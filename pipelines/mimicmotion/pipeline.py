@@ -77,10 +77,16 @@ def progress_total(num_poses: int, steps: int, tile_frames: int, overlap: int, d
 
 
 class FitCheckPipeline:
-    def __init__(self, unet, vae, image_encoder, image_processor, scheduler, pose_net, source: str = ""):
+    def __init__(self, unet, vae, image_encoder, image_processor, scheduler, pose_net, source: str = "",
+                 default_tile_frames: int = 16):
         self.unet, self.vae, self.image_encoder = unet, vae, image_encoder
         self.image_processor, self.scheduler, self.pose_net = image_processor, scheduler, pose_net
         self.source = source
+        self.default_tile_frames = default_tile_frames  # what the checkpoint was made for (see loader.py)
+
+    def tile_frames(self, requested: int = 0) -> int:
+        """Frames per model call: ``requested``, or the checkpoint's own when it is 0 (auto)."""
+        return int(requested) or self.default_tile_frames
 
     def torch_modules(self) -> list:
         return [self.unet, self.vae, self.image_encoder, self.pose_net]
@@ -188,11 +194,12 @@ class FitCheckPipeline:
 
     @torch.no_grad()
     def __call__(self, front, back, poses, background=None, reference_poses=None, steps: int = 25, cfg: float = 2.0,
-                 tile_frames: int = 16, overlap: int = 4, seed: int = 0, fps: int = 7, motion_bucket_id: int = 127,
+                 tile_frames: int = 0, overlap: int = 4, seed: int = 0, fps: int = 7, motion_bucket_id: int = 127,
                  noise_aug_strength: float = 0.0, decode_chunk: int = 8, multi_reference: bool = True,
                  progress=None) -> torch.Tensor:
         """front/back/background [3,H,W] or [1,3,H,W], poses [N,3,H,W] (or a list), all 0..1;
-        reference_poses: the front's and back's pose images [2,3,H,W] (an empty canvas if None).
+        reference_poses: the front's and back's pose images [2,3,H,W] (an empty canvas if None);
+        tile_frames 0 = the checkpoint's own tile length (``default_tile_frames``).
         Returns the N generated frames [N,H,W,3] in 0..1 (the two reference frames dropped)."""
         from diffusers import EulerDiscreteScheduler
 
@@ -203,7 +210,7 @@ class FitCheckPipeline:
         front, back, poses, background, reference_poses = self._inputs(front, back, poses, background,
                                                                        reference_poses)
         frames = len(REFERENCES) + poses.shape[0]
-        tiles = video_tiles(frames, tile_frames, overlap)
+        tiles = video_tiles(frames, self.tile_frames(tile_frames), overlap)
         progress = progress or no_progress()
 
         generator = torch.Generator().manual_seed(int(seed))

@@ -38,15 +38,34 @@ def check_frames(batch: int, frames: int, references) -> list:
     return refs
 
 
+def thesis_context(t: torch.Tensor, frames: int, refs: list) -> torch.Tensor:
+    """Keys or values [B, L, C] -> [B, (1 + len(refs)) * L, C] laid out as Fig. 4.4 concatenates
+    them: every frame's own tokens, then each reference frame's; a reference frame gets copies of
+    its own tokens instead ([x_fr, x_fr, x_fr])."""
+    batch, length, width = t.shape
+    grid = t.view(batch // frames, frames, length, width)
+    source = [[f] + [f if f in refs else r for r in refs] for f in range(frames)]
+    return grid[:, torch.tensor(source, device=t.device)].reshape(batch, (1 + len(refs)) * length, width)
+
+
 def multi_reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, frames: int,
-                              references=DEFAULT_REFERENCES, strength: float = 1.0) -> torch.Tensor:
+                              references=DEFAULT_REFERENCES, strength: float = 1.0, attend=None) -> torch.Tensor:
     """Attention output [B, L, heads*d] for projected q, k, v [B, L, heads*d], where the
     batch holds B / frames videos of ``frames`` consecutive frames (e.g. each CFG half).
 
     ``strength`` scales the reference keys' attention weights (a log(strength) logit
-    bias): 1 is the thesis' formulation, 0 falls back to plain self-attention."""
+    bias): 1 is the thesis' formulation, 0 falls back to plain self-attention.
+
+    ``attend(q, k, v)`` (another attention implementation, e.g. a replacement another node
+    pack installed) runs instead of SDPA, once over the whole batch with the thesis' extended
+    keys/values (``thesis_context``); it takes no logit bias, so it needs strength 1."""
     batch, length, width = q.shape
     refs = check_frames(batch, frames, references)
+    if attend is not None:
+        if strength != 1.0:
+            raise InputError(f"Multi-reference strength {strength:g} cannot be passed to another attention "
+                             "replacement (it takes no attention bias); use strength 1 with it.")
+        return attend(q, thesis_context(k, frames, refs), thesis_context(v, frames, refs))
     groups, d = batch // frames, width // heads
     others = [i for i in range(frames) if i not in refs]
     n_refs, n_other = len(refs), len(others)

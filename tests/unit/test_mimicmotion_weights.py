@@ -143,3 +143,134 @@ def test_an_svd_folder_with_only_fp16_variant_files_loads(models, tmp_path):
     (svd / "vae" / "diffusion_pytorch_model.fp16.safetensors").unlink()
     with pytest.raises(CheckpointFormatError, match="Could not load the SVD vae.*svd_fp16/vae"):
         load_fitcheck_pipeline(str(svd), str(models["weights"]))
+
+
+# --- SVD folders as downloaders fetch them for MimicMotion; the UNet built from its config ------------------------
+
+def full_file(models, tmp_path, name="MimicMotion_1-1.pth"):
+    """An official-layout file carrying every UNet tensor (as the released MimicMotion_1-1.pth does)."""
+    unet = svd_unet(models).state_dict()
+    state = load_state_dict(str(models["weights"]))
+    state.update({"unet." + k: (v + 0.01).half() for k, v in unet.items() if "unet." + k not in state})
+    torch.save(state, tmp_path / name)
+    return tmp_path / name, state
+
+
+def svd_without_unet_weights(models, tmp_path, keep_config=True):
+    import shutil
+
+    svd = tmp_path / ("svd_config_only" if keep_config else "svd_no_unet")
+    shutil.copytree(models["svd"], svd)
+    if keep_config:
+        (svd / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    else:
+        shutil.rmtree(svd / "unet")
+    return svd
+
+
+def test_an_svd_folder_with_only_unet_config_loads_a_full_file(models, tmp_path):
+    from pipelines.mimicmotion import loader
+
+    path, state = full_file(models, tmp_path)
+    svd = svd_without_unet_weights(models, tmp_path)
+    assert loader.is_svd_folder(str(svd))
+    pipe = load_fitcheck_pipeline(str(svd), str(path))
+    unet = pipe.unet.state_dict()
+    assert len(unet) == len([k for k in state if k.startswith("unet.")])
+    assert all(torch.equal(unet[k], state["unet." + k].float()) for k in unet)
+    assert not any(p.is_meta for p in pipe.unet.parameters())
+    partial = str(models["weights"])  # only a few UNet tensors: the rest would have to come from unet/
+    with pytest.raises(CheckpointFormatError, match="only part of the UNet.*no UNet weights"):
+        load_fitcheck_pipeline(str(svd), partial)
+
+
+def test_an_svd_folder_without_unet_uses_the_shipped_config(models, tmp_path, monkeypatch):
+    import json
+
+    from pipelines.mimicmotion import loader
+
+    path, state = full_file(models, tmp_path)
+    svd = svd_without_unet_weights(models, tmp_path, keep_config=False)
+    assert loader.is_svd_folder(str(svd))  # model_index.json names the SVD pipeline
+    tiny_config = tmp_path / "tiny_unet.json"
+    tiny_config.write_text(json.dumps({"_class_name": loader.UNET_CLASS, **build_fitcheck.UNET_CONFIG}))
+    monkeypatch.setattr(loader, "BUILTIN_UNET_CONFIG", str(tiny_config))  # the shipped one is full size
+    pipe = load_fitcheck_pipeline(str(svd), str(path))
+    assert torch.equal(pipe.unet.conv_out.weight, state["unet.conv_out.weight"].float())
+
+
+def test_the_shipped_config_is_the_svd_xt_unet():
+    from diffusers import UNetSpatioTemporalConditionModel
+
+    from pipelines.mimicmotion import loader
+
+    with torch.device("meta"):
+        unet = UNetSpatioTemporalConditionModel.from_config(loader.unet_config("/nonexistent"))
+    shapes = {k: tuple(v.shape) for k, v in unet.state_dict().items()}
+    assert len(shapes) == 1428  # the tensors of the released SVD-XT / MimicMotion UNet
+    assert shapes["conv_in.weight"] == (320, 8, 3, 3) and shapes["conv_out.weight"] == (4, 320, 3, 3)
+    assert shapes["down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight"] == (320, 1024)
+    assert shapes["add_embedding.linear_1.weight"] == (1280, 768)  # 3 added time ids x 256
+
+
+def test_folder_kinds_the_dropdown_lists(tmp_path):
+    import json
+
+    from pipelines.mimicmotion.loader import is_svd_folder
+
+    def folder(name, index=None, unet_class=None):
+        path = tmp_path / name
+        path.mkdir()
+        if index is not None:
+            (path / "model_index.json").write_text(json.dumps(index))
+        if unet_class is not None:
+            (path / "unet").mkdir()
+            (path / "unet" / "config.json").write_text(json.dumps({"_class_name": unet_class}))
+        return str(path)
+
+    svd_index = build_fitcheck.MODEL_INDEX
+    assert is_svd_folder(folder("full", svd_index, "UNetSpatioTemporalConditionModel"))
+    assert is_svd_folder(folder("no_unet", svd_index))
+    assert is_svd_folder(folder("no_unet_other_index", {"_class_name": "Custom", "unet": [
+        "diffusers", "UNetSpatioTemporalConditionModel"]}))
+    assert not is_svd_folder(folder("sd", {"_class_name": "StableDiffusionPipeline"}, "UNet2DConditionModel"))
+    assert not is_svd_folder(folder("sd_no_unet", {"_class_name": "StableDiffusionPipeline", "unet": [
+        "diffusers", "UNet2DConditionModel"]}))
+    assert not is_svd_folder(folder("svd_index_wrong_unet", svd_index, "UNet2DConditionModel"))
+
+
+def test_a_complete_file_is_used_in_place_without_reading_the_svd_unet(models, tmp_path, monkeypatch):
+    from pipelines.mimicmotion import loader
+
+    path, _ = full_file(models, tmp_path)
+    unet_sd, _ = split_weights(load_state_dict(str(path)), str(path))
+    pointers = {k: v.data_ptr() for k, v in unet_sd.items()}
+    monkeypatch.setattr(loader, "_read_svd_tensors", lambda *a: pytest.fail("read the SVD UNet weights"))
+    unet, merged = loader.build_unet(str(models["svd"]), unet_sd, str(path), torch.float16)
+    assert merged == len(pointers) and not unet_sd  # the file's dict was emptied into the model
+    assert all(p.data_ptr() == pointers[k] for k, p in unet.state_dict().items())  # no copies
+
+
+@pytest.mark.parametrize("name,version", [("MimicMotion_1-1.pth", "1.1"), ("MimicMotion_1.pth", "1.0"),
+                                          ("MimicMotion.pth", "1.0"), ("MimicMotionMergedUnet_1-1-fp16.safetensors", "1.1"),
+                                          ("MimicMotionMergedUnet_1-0-fp16.safetensors", "1.0"),
+                                          ("mimicmotion_v1.1.pth", "1.1"), ("MimicMotion_11.pth", "1.0"),
+                                          ("FitCheck_step20000.pth", None)])
+def test_version_from_the_released_file_names(name, version):
+    from pipelines.mimicmotion.loader import mimicmotion_version
+
+    assert mimicmotion_version(f"/models/{name}") == version
+
+
+def test_tile_frames_default_by_model_version(models, tmp_path):
+    import shutil
+
+    v11 = tmp_path / "MimicMotion_1-1_tiny.pth"
+    shutil.copy(models["weights"], v11)
+    assert load_fitcheck_pipeline(str(models["svd"]), str(v11)).tile_frames(0) == 72
+    pipe = load_fitcheck_pipeline(str(models["svd"]), str(models["weights"]))  # MimicMotion_tiny.pth: 1.0
+    assert pipe.tile_frames(0) == 16 and pipe.tile_frames(5) == 5
+    state = load_state_dict(str(models["weights"]))
+    state["unet.conv_in.weight"] = torch.randn(32, 16, 3, 3).half()
+    torch.save(state, tmp_path / "MimicMotion_1-1_fitcheck.pth")  # a Fit Check checkpoint: thesis tiles
+    assert load_fitcheck_pipeline(str(models["svd"]), str(tmp_path / "MimicMotion_1-1_fitcheck.pth")).tile_frames() == 16

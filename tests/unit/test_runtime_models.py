@@ -46,3 +46,12 @@ def test_loader_placement_is_float32_on_cpu(runtime):
     rt, _ = runtime
     device, dtype = rt.load_placement()
     assert device.type == "cpu" and dtype == torch.float32
+
+
+def test_the_model_manager_decides_full_or_partial_loading(runtime, monkeypatch):
+    rt, mm = runtime
+    calls = []
+    real = mm.load_models_gpu
+    monkeypatch.setattr(mm, "load_models_gpu", lambda models, **kw: calls.append(kw) or real(models, **kw))
+    rt.load_models(torch.nn.Linear(3, 3))
+    assert calls and not calls[0].get("force_full_load", False)  # dynamic VRAM offloading may apply
