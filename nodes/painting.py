@@ -164,7 +164,9 @@ class InversePaint(io.ComfyNode):
                                         tooltip="Where to paint; default: the difference mask between canvas "
                                                 "and target."),
                 InstructionsType.Input("instructions", optional=True,
-                                       tooltip="What to paint (VLM, offline or a user list); default: 'painting'."),
+                                       tooltip="What to paint: Offline Painting Instructions (regions of the target), VLM Painting "
+                                               "Instructions (the thesis' LLaVA text generator) or a user list; "
+                                               "unconnected: the constant 'painting'."),
                 io.Float.Input("interval_s", default=20.0, min=1.0, max=100.0, step=1.0,
                                tooltip="Time between keyframes in seconds (official: 20)."),
                 io.Int.Input("max_updates", default=50, min=1, max=200, tooltip="Upper bound on canvas updates (official: 50)."),
