@@ -8,6 +8,7 @@ from comfy_api.latest import io
 from ._runtime import (load_models, load_placement, model_dirs, model_files, output_device, progress, resolve_dir,
                        resolve_file)
 from ._types import InstructionsType, MaskGeneratorType, PainterType
+from .painting_tools import DISTANCE_NOTE, perceptual_distance
 
 CATEGORY = "Recompose/Inverse Painting"
 
@@ -122,7 +123,7 @@ class PaintingMaskGeneratorLoader(io.ComfyNode):
                         "SD-layout UNet over [E(canvas), E(target), difference mask] with [time, text] "
                         "cross-attention and a sigmoid output) over a base SD1.5 diffusers folder. Thresholds "
                         "follow the official demo (0.5 down to 0.1 until the mask covers 5% and differs from "
-                        "the previous one).",
+                        f"the previous one). The difference mask input: {DISTANCE_NOTE}.",
             inputs=[
                 io.Combo.Input("checkpoint", options=_checkpoints("rp"),
                                tooltip="RP checkpoint in models/recompose/painting (e.g. "
@@ -141,7 +142,7 @@ class PaintingMaskGeneratorLoader(io.ComfyNode):
 
         device, dtype = load_placement()
         gen = load_mask_generator(resolve_file("recompose_painting", checkpoint), resolve_dir("diffusers", base_model),
-                                  device=device, dtype=dtype)
+                                  device=device, dtype=dtype, distance=perceptual_distance())
         return io.NodeOutput(gen)
 
 
@@ -154,9 +155,10 @@ class InversePaint(io.ComfyNode):
             category=CATEGORY,
             description="Reconstructs a painting process: from a white canvas, each update asks the instruction "
                         "generator what to paint, the mask generator where, and the painter renders the next "
-                        "keyframe one interval later; stops when two updates in a row change almost nothing, "
-                        "the canvas is close to the target, or after max_updates. Any aspect ratio (short "
-                        "side resized, padded to a multiple of 16, cropped back).",
+                        "keyframe one interval later; stops when two updates in a row change almost nothing "
+                        "(LPIPS < 1e-3), the canvas is close to the target (LPIPS < 0.1), or after max_updates. "
+                        f"{DISTANCE_NOTE}; the report names it. Any aspect ratio (short side resized, padded to a "
+                        "multiple of 16, cropped back).",
             inputs=[
                 io.Image.Input("target", tooltip="The finished painting (the first image of a batch is painted)."),
                 PainterType.Input("painter", tooltip="Learned renderer or the baseline painter."),
@@ -196,8 +198,8 @@ class InversePaint(io.ComfyNode):
         image = image_to_bchw(target)
         load_models(painter, mask_generator, instructions)
         bar = progress(max_updates)
-        res = paint(image[:1], painter, mask_generator, instructions, interval_s=interval_s,
-                    max_updates=max_updates, short_side=short_side, progress=bar)
+        res = paint(image[:1], painter, mask_generator, instructions, distance=perceptual_distance(),
+                    interval_s=interval_s, max_updates=max_updates, short_side=short_side, progress=bar)
         out = output_device()
         keyframes = bchw_to_image(res.keyframes).to(out)
         masks = res.masks[:, 0] if res.updates else torch.zeros(1, *res.keyframes.shape[-2:])

@@ -16,7 +16,7 @@ from ..common.checkpoints import load_into
 from ..common.errors import CheckpointFormatError, InputError
 from .modules import TimeEncoder
 from .sd_parts import SDParts
-from .perceptual import difference_mask
+from .difference import default_distance, difference_mask
 from .weights import PaintingConfig, check_base_dir, load_config, load_rp_checkpoint, unet_config
 
 THRESHOLDS = (0.5, 0.4, 0.3, 0.2, 0.1)
@@ -65,7 +65,8 @@ class RPMaskGenerator(SDParts):
     def __init__(self, unet, time_encoder, vae, text_encoder, config: PaintingConfig, distance=None, source=""):
         self.unet, self.time_encoder, self.vae, self.text_encoder = unet.eval(), time_encoder.eval(), vae, text_encoder
         self.config = config
-        self.distance = distance
+        self.distance = distance or default_distance()
+        self.name = f"{RPMaskGenerator.name}, M_d from {self.distance.name}"
         self.source = source
         self.last_threshold = None
         self._target_cache = None
@@ -115,7 +116,8 @@ class RPMaskGenerator(SDParts):
 def load_mask_generator(checkpoint_path: str, base_dir: str, config_path: Optional[str] = None,
                         device=None, dtype=None, distance=None) -> RPMaskGenerator:
     """Load ``checkpoint-global_step-80000.ckpt`` (RP_state_dict, PE_state_dict) over a base SD1.5 folder.
-    Time normalisation and α come from ``config_path`` (the renderer's config.yaml) or the official defaults."""
+    Time normalisation and α come from ``config_path`` (the renderer's config.yaml) or the official defaults;
+    ``distance`` computes the M_d input (LPIPS as trained; the stand-in when None)."""
     from diffusers import UNet2DConditionModel
 
     from .renderer import load_sd_parts

@@ -49,4 +49,7 @@ def check(comfy, entry):
     assert all(re.fullmatch(REGION_NAME, v) for v in used.values()), used
     assert "instructions: offline heuristic instructions" in texts, texts
     assert "learned renderer" in texts and "learned mask generator" in texts, texts
+    # the fixture's backbone in models/lpips: true LPIPS ran (stop rule, difference masks, the RP's M_d input)
+    assert "distance: LPIPS (AlexNet backbone alexnet-random-test.pth)" in texts, texts
+    assert "M_d from LPIPS" in texts and "alpha 0.2 -> 0.2," in texts, texts
     assert "updates: 3" in texts, texts
