@@ -73,8 +73,9 @@ class PaintingRendererSettings(io.ComfyNode):
             display_name="Painting Renderer Settings (Inverse Painting)",
             category=CATEGORY,
             description="Sampling settings of a learned renderer: Euler-Ancestral steps, the six-branch "
-                        "guidance scales, the seed (reused every update, as the official demo) and how many "
-                        "guidance branches run per batch (fewer = less memory; 6 = all at once).",
+                        "guidance scales, the seed (reused every update, as the official demo), how many "
+                        "guidance branches run per batch (fewer = less memory; 6 = all at once) and the VAE "
+                        "decode's tile size (0 = whole image).",
             inputs=[
                 PainterType.Input("painter", tooltip="A renderer from Load Painting Renderer."),
                 io.Int.Input("steps", default=25, min=1, max=200, tooltip="Denoising steps per update (official: 25)."),
@@ -92,13 +93,17 @@ class PaintingRendererSettings(io.ComfyNode):
                 io.Int.Input("cfg_chunk", default=6, min=1, max=6,
                              tooltip="Guidance branches per UNet batch: 6 is fastest, 1-3 bound the memory "
                                      "(a 512x512 update fits 12 GB with 2)."),
+                io.Int.Input("vae_tile_size", default=0, min=0, max=4096, step=64,
+                             tooltip="Decode each keyframe in tiles of this many pixels (0 = whole image). "
+                                     "256-512 bound the decode's memory, which dominates once cfg_chunk is small; "
+                                     "tiles are blended, so the image changes slightly."),
             ],
             outputs=[PainterType.Output(display_name="painter", tooltip="The renderer with these settings.")],
         )
 
     @classmethod
     def execute(cls, painter, steps, clip_scale, canvas_scale, time_scale, mask_scale, text_scale, seed,
-                cfg_chunk) -> io.NodeOutput:
+                cfg_chunk, vae_tile_size=0) -> io.NodeOutput:
         from ..pipelines.common.errors import InputError
 
         if not hasattr(painter, "settings"):
@@ -108,7 +113,8 @@ class PaintingRendererSettings(io.ComfyNode):
 
         scales = GuidanceScales(clip=clip_scale, canvas=canvas_scale, time=time_scale, mask=mask_scale,
                                 text=text_scale)
-        return io.NodeOutput(painter.settings(steps=steps, scales=scales, seed=seed, cfg_chunk=cfg_chunk))
+        return io.NodeOutput(painter.settings(steps=steps, scales=scales, seed=seed, cfg_chunk=cfg_chunk,
+                                              vae_tile_size=vae_tile_size))
 
 
 class PaintingMaskGeneratorLoader(io.ComfyNode):

@@ -13,8 +13,9 @@ from .errors import CheckpointFormatError
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".tar")
 
 
-def load_state_dict(path: str, device: str = "cpu") -> dict:
-    """Load a flat or nested checkpoint dict from safetensors or a (safe) pickle."""
+def load_state_dict(path: str, device: str = "cpu", mmap: bool = False) -> dict:
+    """Load a flat or nested checkpoint dict from safetensors or a (safe) pickle. ``mmap``: map a zip-format
+    pickle instead of reading it (tensors are paged in when used; old-format files are read as before)."""
     path = str(path)
     if not os.path.isfile(path):
         raise CheckpointFormatError(path, "Weight file not found", hint="Put the file in that folder or pick another.")
@@ -27,6 +28,12 @@ def load_state_dict(path: str, device: str = "cpu") -> dict:
             raise CheckpointFormatError(path, f"Not a readable safetensors file ({exc})") from exc
     if path.endswith(PICKLE_SUFFIXES):
         try:
+            if mmap:
+                try:
+                    return torch.load(path, map_location=device, weights_only=True, mmap=True)
+                except RuntimeError as exc:  # only zip-format files can be mapped
+                    if "mmap" not in str(exc):
+                        raise
             return torch.load(path, map_location=device, weights_only=True)
         except Exception as exc:
             raise CheckpointFormatError(
@@ -62,8 +69,9 @@ def require_keys(container: Mapping, keys: Iterable[str], path: str, what: str) 
 
 
 def load_into(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], path: str, what: str,
-              allow_missing: Iterable[str] = ()) -> None:
-    """Strict load with a readable error; ``allow_missing`` lists key prefixes that may stay at init."""
+              allow_missing: Iterable[str] = (), assign: bool = False) -> None:
+    """Strict load with a readable error; ``allow_missing`` lists key prefixes that may stay at init.
+    ``assign``: the module takes the given tensors instead of copying them (for modules built on the meta device)."""
     expected = module.state_dict()
     allow = tuple(allow_missing)
     missing = [k for k in expected if k not in state_dict and not k.startswith(allow)]
@@ -79,4 +87,4 @@ def load_into(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], p
             k = wrong[0]
             details.append(f"{len(wrong)} of another shape (e.g. {k}: {tuple(state_dict[k].shape)} vs {tuple(expected[k].shape)})")
         raise CheckpointFormatError(path, f"Weights do not fit the {what}: {'; '.join(details)}", expected=list(expected))
-    module.load_state_dict(state_dict, strict=False)
+    module.load_state_dict(state_dict, strict=False, assign=assign)
