@@ -15,7 +15,7 @@ which counts the mapped file pages it read) minus its RSS after imports, and sep
 file's precision, as a GPU placement does before moving them; float32 is the CPU placement. The replaced load
 always holds ~10 GB; it is run only when the machine has the memory free (``--before``).
 
-    .venv/bin/python bench/painting_load.py [--dtype float16] [--before]
+    .venv/bin/python bench/painting_load.py [--dtype float16] [--before] [--width-div 2]
 """
 import argparse
 import json
@@ -42,8 +42,8 @@ def _status(field: str) -> int:
     return 0
 
 
-def build_checkpoint(folder: Path) -> dict:
-    """The stand-in checkpoint and base folder (kept between runs)."""
+def build_checkpoint(folder: Path, width_div: int = 1) -> dict:
+    """The stand-in checkpoint and base folder (kept between runs); ``width_div`` divides the UNet widths."""
     import torch
     from diffusers import UNet2DConditionModel
 
@@ -51,15 +51,17 @@ def build_checkpoint(folder: Path) -> dict:
     from pipelines.inverse_painting.reference import pruned_reference_prefixes
     from tests.fixtures import build_painting
 
+    folder = folder / f"width_div_{width_div}" if width_div > 1 else folder
+    ucfg = dict(SD15_UNET, block_out_channels=tuple(c // width_div for c in SD15_UNET["block_out_channels"]))
     ckpt = folder / "renderer" / "ckpt" / "checkpoint-global_step-200000.ckpt"
     tiny = build_painting.build(folder / "tiny") if not (folder / "tiny" / "diffusers").is_dir() else {
         "base": folder / "tiny" / "diffusers" / build_painting.BASE_NAME,
         "clip": folder / "tiny" / "clip_vision" / build_painting.CLIP_NAME}
     base = Path(tiny["base"])
-    (base / "unet" / "config.json").write_text(json.dumps(dict(SD15_UNET, _class_name="UNet2DConditionModel")))
+    (base / "unet" / "config.json").write_text(json.dumps(dict(ucfg, _class_name="UNet2DConditionModel")))
     if not ckpt.is_file():
         with torch.device("meta"):
-            shapes = UNet2DConditionModel(**SD15_UNET)
+            shapes = UNet2DConditionModel(**ucfg)
         g = torch.Generator().manual_seed(0)
 
         def random_fp16(module, skip=()):
@@ -68,7 +70,8 @@ def build_checkpoint(folder: Path) -> dict:
 
         sd = {"unet_state_dict": random_fp16(shapes),
               "referencenet_state_dict": random_fp16(shapes, pruned_reference_prefixes(shapes)),
-              "cur_image_guider_state_dict": {k: v.half() for k, v in CanvasEncoder(4, 320).state_dict().items()},
+              "cur_image_guider_state_dict": {k: v.half() for k, v in
+                                              CanvasEncoder(4, ucfg["block_out_channels"][0]).state_dict().items()},
               "image_adpater_state_dict": {k: v.half() for k, v in NextClipPredictor().state_dict().items()},
               "PE_state_dict": {k: v.half() for k, v in TimeEncoder().state_dict().items()},
               "global_step": 200000}
@@ -154,26 +157,30 @@ def main():
     ap.add_argument("--dir", default="/tmp/recompose_painting_load")
     ap.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     ap.add_argument("--before", action="store_true", help="also run the replaced load (needs ~11 GB free)")
+    ap.add_argument("--width-div", type=int, default=1, help="divide the UNet widths (1 = SD1.5 size)")
     ap.add_argument("--variant", choices=["streamed", "replaced"])
     ap.add_argument("--paths")
     args = ap.parse_args()
     if args.variant:
         return run_one(args)
-    paths = build_checkpoint(Path(args.dir))
+    paths = build_checkpoint(Path(args.dir), args.width_div)
     size = os.path.getsize(paths["ckpt"])
     after = measure("streamed", paths, args.dtype)
-    print(f"# stand-in checkpoint {size / GIB:.2f} GiB (official layout, SD1.5 shapes, float16); modules in "
+    shapes = "SD1.5 shapes" if args.width_div == 1 else f"SD1.5 layout, UNet widths / {args.width_div}"
+    print(f"# stand-in checkpoint {size / GIB:.2f} GiB (official layout, {shapes}, float16); modules in "
           f"{args.dtype}; {after['params'] / 1e6:.0f}M UNet + ReferenceNet parameters")
     print(f"# streamed load: {after['s']:.1f}s, peak RSS +{after['peak'] / GIB:.2f} GiB (anonymous "
           f"+{after['anon'] / GIB:.2f} GiB), after loading +{after['end'] / GIB:.2f} GiB")
     before = None
-    if args.before and _available() > 11 * GIB:
+    need = 11 * GIB / args.width_div ** 2  # whole file + two float32 UNets, with room to spare
+    if args.before and _available() > need:
         before = measure("replaced", paths, args.dtype)
         print(f"# replaced load: {before['s']:.1f}s, peak RSS +{before['peak'] / GIB:.2f} GiB (anonymous "
               f"+{before['anon'] / GIB:.2f} GiB), after loading +{before['end'] / GIB:.2f} GiB")
     elif args.before:
-        print(f"# replaced load not run: {_available() / GIB:.1f} GiB available, it needs ~11")
+        print(f"# replaced load not run: {_available() / GIB:.1f} GiB available, it needs ~{need / GIB:.0f}")
     print(f"renderer_load_dtype: {args.dtype}")
+    print(f"renderer_load_width_div: {args.width_div}")
     print(f"renderer_load_peak_gb: {after['peak'] / GIB:.3f}")
     print(f"renderer_load_peak_anon_gb: {after['anon'] / GIB:.3f}")
     if before:
