@@ -340,12 +340,16 @@ def load_renderer(checkpoint_path: str, base_dir: str, clip_dir: str, config_pat
     """Load ``checkpoint-global_step-200000.ckpt`` (+ config.yaml) over a base SD1.5 folder and CLIP.
     Streams: the file is mapped, each UNet is built on the meta device and takes its sub-dict's tensors in
     ``dtype``, and every sub-dict is dropped once its module holds it (never the whole file plus two copies)."""
-    sd = load_renderer_checkpoint(checkpoint_path)
     cfg = load_config(config_path or find_config(checkpoint_path))
     check_base_dir(base_dir)
     check_clip_dir(clip_dir)
     ucfg = unet_config(base_dir)
+    sd = load_renderer_checkpoint(checkpoint_path)
     unet = stream_unet(ucfg, sd, "unet_state_dict", checkpoint_path, "renderer UNet (unet_state_dict)", dtype)
+    # a fresh mapping for the rest: once the first is dropped, the UNet's file pages leave the process (when
+    # the UNet took converted copies; in the file's dtype it holds those pages as its weights)
+    del sd
+    sd = load_renderer_checkpoint(checkpoint_path)
     refnet = stream_unet(ucfg, sd, "referencenet_state_dict", checkpoint_path,
                          "ReferenceNet (referencenet_state_dict)", dtype, allow_missing=pruned_reference_prefixes)
     guider = _small(CanvasEncoder, sd.pop("cur_image_guider_state_dict"), checkpoint_path,
