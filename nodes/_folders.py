@@ -16,6 +16,7 @@ PACK_FOLDERS = {
     "recompose_portrait": "recompose/portrait",
     "recompose_painting": "recompose/painting",
     "recompose_aligntok": "recompose/aligntok",
+    "recompose_lpips": "lpips",  # LPIPS backbones (torchvision AlexNet/VGG16 state dicts), not pack-specific
 }
 WEIGHT_EXTENSIONS = {".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".tar", ".json", ".yaml"}
 # mediapipe's Tasks model files (face_landmarker.task, ...), as Google publishes them, in models/mediapipe/.

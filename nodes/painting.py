@@ -10,6 +10,7 @@ from comfy_api.latest import io
 from ._runtime import (cancellable, load_models, load_placement, model_dirs, model_files, output_device, progress,
                        resolve_dir, resolve_file)
 from ._types import InstructionsType, MaskGeneratorType, PainterType
+from .painting_tools import DISTANCE_NOTE, perceptual_distance
 
 CATEGORY = "Recompose/Inverse Painting"
 
@@ -75,8 +76,9 @@ class PaintingRendererSettings(io.ComfyNode):
             display_name="Painting Renderer Settings (Inverse Painting)",
             category=CATEGORY,
             description="Sampling settings of a learned renderer: Euler-Ancestral steps, the six-branch "
-                        "guidance scales, the seed (reused every update, as the official demo) and how many "
-                        "guidance branches run per batch (fewer = less memory; 6 = all at once).",
+                        "guidance scales, the seed (reused every update, as the official demo), how many "
+                        "guidance branches run per batch (fewer = less memory; 6 = all at once) and the VAE "
+                        "decode's tile size (0 = whole image).",
             inputs=[
                 PainterType.Input("painter", tooltip="A renderer from Load Painting Renderer."),
                 io.Int.Input("steps", default=25, min=1, max=200, tooltip="Denoising steps per update (official: 25)."),
@@ -94,13 +96,17 @@ class PaintingRendererSettings(io.ComfyNode):
                 io.Int.Input("cfg_chunk", default=6, min=1, max=6,
                              tooltip="Guidance branches per UNet batch: 6 is fastest, 1-3 bound the memory "
                                      "(a 512x512 update fits 12 GB with 2)."),
+                io.Int.Input("vae_tile_size", default=0, min=0, max=4096, step=64,
+                             tooltip="Decode each keyframe in tiles of this many pixels (0 = whole image). "
+                                     "256-512 bound the decode's memory, which dominates once cfg_chunk is small; "
+                                     "tiles are blended, so the image changes slightly."),
             ],
             outputs=[PainterType.Output(display_name="painter", tooltip="The renderer with these settings.")],
         )
 
     @classmethod
     def execute(cls, painter, steps, clip_scale, canvas_scale, time_scale, mask_scale, text_scale, seed,
-                cfg_chunk) -> io.NodeOutput:
+                cfg_chunk, vae_tile_size=0) -> io.NodeOutput:
         from ..pipelines.common.errors import InputError
 
         if not hasattr(painter, "settings"):
@@ -110,7 +116,8 @@ class PaintingRendererSettings(io.ComfyNode):
 
         scales = GuidanceScales(clip=clip_scale, canvas=canvas_scale, time=time_scale, mask=mask_scale,
                                 text=text_scale)
-        return io.NodeOutput(painter.settings(steps=steps, scales=scales, seed=seed, cfg_chunk=cfg_chunk))
+        return io.NodeOutput(painter.settings(steps=steps, scales=scales, seed=seed, cfg_chunk=cfg_chunk,
+                                              vae_tile_size=vae_tile_size))
 
 
 class PaintingMaskGeneratorLoader(io.ComfyNode):
@@ -125,7 +132,7 @@ class PaintingMaskGeneratorLoader(io.ComfyNode):
                         "SD-layout UNet over [E(canvas), E(target), difference mask] with [time, text] "
                         "cross-attention and a sigmoid output) over a base SD1.5 diffusers folder. Thresholds "
                         "follow the official demo (0.5 down to 0.1 until the mask covers 5% and differs from "
-                        "the previous one).",
+                        f"the previous one). The difference mask input: {DISTANCE_NOTE}.",
             inputs=[
                 io.Combo.Input("checkpoint", options=_checkpoints("rp"),
                                tooltip="RP checkpoint in models/recompose/painting (e.g. "
@@ -144,7 +151,8 @@ class PaintingMaskGeneratorLoader(io.ComfyNode):
 
         device, dtype = load_placement()
         gen = load_mask_generator(resolve_file("recompose_painting", checkpoint, "checkpoint"),
-                                  resolve_dir("diffusers", base_model, "base_model"), device=device, dtype=dtype)
+                                  resolve_dir("diffusers", base_model, "base_model"), device=device, dtype=dtype,
+                                  distance=perceptual_distance())
         return io.NodeOutput(gen)
 
 
@@ -157,9 +165,10 @@ class InversePaint(io.ComfyNode):
             category=CATEGORY,
             description="Reconstructs a painting process: from a white canvas, each update asks the instruction "
                         "generator what to paint, the mask generator where, and the painter renders the next "
-                        "keyframe one interval later; stops when two updates in a row change almost nothing, "
-                        "the canvas is close to the target, or after max_updates. Any aspect ratio (short "
-                        "side resized, padded to a multiple of 16, cropped back).",
+                        "keyframe one interval later; stops when two updates in a row change almost nothing "
+                        "(LPIPS < 1e-3), the canvas is close to the target (LPIPS < 0.1), or after max_updates. "
+                        f"{DISTANCE_NOTE}; the report names it. Any aspect ratio (short side resized, padded to a "
+                        "multiple of 16, cropped back).",
             inputs=[
                 io.Image.Input("target", tooltip="The finished painting (the first image of a batch is painted)."),
                 PainterType.Input("painter", tooltip="Learned renderer or the baseline painter."),
@@ -167,7 +176,9 @@ class InversePaint(io.ComfyNode):
                                         tooltip="Where to paint; default: the difference mask between canvas "
                                                 "and target."),
                 InstructionsType.Input("instructions", optional=True,
-                                       tooltip="What to paint (VLM, offline or a user list); default: 'painting'."),
+                                       tooltip="What to paint: Offline Painting Instructions (regions of the target), VLM Painting "
+                                               "Instructions (the thesis' LLaVA text generator) or a user list; "
+                                               "unconnected: the constant 'painting'."),
                 io.Float.Input("interval_s", default=20.0, min=1.0, max=100.0, step=1.0,
                                tooltip="Time between keyframes in seconds (official: 20)."),
                 io.Int.Input("max_updates", default=50, min=1, max=200, tooltip="Upper bound on canvas updates (official: 50)."),
@@ -203,8 +214,8 @@ class InversePaint(io.ComfyNode):
                                                  for c in (painter, mask_generator, instructions))
         bar = progress(max_updates)
         with cancellable():
-            res = paint(image[:1], painter, mask_generator, instructions, interval_s=interval_s,
-                        max_updates=max_updates, short_side=short_side, progress=bar)
+            res = paint(image[:1], painter, mask_generator, instructions, distance=perceptual_distance(),
+                        interval_s=interval_s, max_updates=max_updates, short_side=short_side, progress=bar)
         out = output_device()
         keyframes = bchw_to_image(res.keyframes).to(out)
         masks = res.masks[:, 0] if res.updates else torch.zeros(1, *res.keyframes.shape[-2:])

@@ -4,6 +4,7 @@ from comfy_api.latest import io
 
 from ..pipelines.common.images import image_to_bchw
 from ._runtime import input_path
+from .painting_tools import DISTANCE_NOTE, perceptual_distance
 
 CATEGORY = "Recompose/Inverse Painting"
 
@@ -15,10 +16,10 @@ class RecomposePaintingMetrics(io.ComfyNode):
             node_id="RecomposePaintingMetrics",
             display_name="Painting Process Metrics",
             category=CATEGORY,
-            description="Compares generated keyframes with a real painting video (thesis 6.3.4): distance to the "
-                        "nearest-in-time frame (an offline SSIM + colour distance, not LPIPS; the report names "
-                        "it), best-match IoU of difference masks, DDC (DTW between distance-to-target curves) "
-                        "and DTS (difference of time spent, minutes). FID is not computed offline.",
+            description="Compares generated keyframes with a real painting video (thesis 6.3.4): LPIPS to the "
+                        "nearest-in-time frame, best-match IoU of difference masks, DDC (DTW between "
+                        f"distance-to-target curves) and DTS (difference of time spent, minutes). {DISTANCE_NOTE}; "
+                        "the report names it. FID is not computed offline.",
             inputs=[
                 io.Image.Input("keyframes", tooltip="The generated sequence, first canvas to finished painting."),
                 io.Float.Input("interval_s", default=20.0, min=0.1, max=3600.0, step=0.1,
@@ -47,7 +48,7 @@ class RecomposePaintingMetrics(io.ComfyNode):
         from ..pipelines.inverse_painting.metrics import compute_metrics, load_reference_sequence
 
         reference = load_reference_sequence(input_path(reference_folder.strip(), "reference_folder"))
-        m = compute_metrics(image_to_bchw(keyframes).cpu(), interval_s, reference)
+        m = compute_metrics(image_to_bchw(keyframes).cpu(), interval_s, reference, distance=perceptual_distance())
         return io.NodeOutput(m.report(), m.nearest_distance, m.iou, m.ddc, m.dts_minutes)
 
 

@@ -16,8 +16,9 @@ PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".tar")
 ZIP_TAIL = 65_536 + 22  # the zip end-of-archive record lies within this many bytes of the end
 
 
-def load_state_dict(path: str, device: str = "cpu") -> dict:
-    """Load a flat or nested checkpoint dict from safetensors or a (safe) pickle."""
+def load_state_dict(path: str, device: str = "cpu", mmap: bool = False) -> dict:
+    """Load a flat or nested checkpoint dict from safetensors or a (safe) pickle. ``mmap``: map a zip-format
+    pickle instead of reading it (tensors are paged in when used; old-format files are read as before)."""
     path = str(path)
     if not os.path.isfile(path):
         raise CheckpointFormatError(path, "Weight file not found", hint="Put the file in that folder or pick another.")
@@ -30,6 +31,12 @@ def load_state_dict(path: str, device: str = "cpu") -> dict:
             raise unreadable(path, exc) from exc
     if path.endswith(PICKLE_SUFFIXES):
         try:
+            if mmap:
+                try:
+                    return torch.load(path, map_location=device, weights_only=True, mmap=True)
+                except RuntimeError as exc:  # only zip-format files can be mapped
+                    if "mmap" not in str(exc):
+                        raise
             return torch.load(path, map_location=device, weights_only=True)
         except Exception as exc:
             raise unreadable(path, exc) from exc

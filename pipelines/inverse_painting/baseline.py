@@ -56,8 +56,8 @@ class BaselinePainter:
 class BaselineMaskGenerator:
     name = "baseline mask generator (instructed region, else the difference mask)"
 
-    def __init__(self, regions: int = 5, alpha: float = 0.2):
-        self.count, self.alpha = regions, alpha
+    def __init__(self, regions: int = 5, alpha: float = 0.2, distance=None):
+        self.count, self.alpha, self.distance = regions, alpha, distance
         self.regions = {}
 
     def begin(self, target: torch.Tensor) -> None:
@@ -68,4 +68,4 @@ class BaselineMaskGenerator:
             self.begin(target)
         if instruction in self.regions:
             return self.regions[instruction]
-        return difference_mask(target, canvas, self.alpha)
+        return difference_mask(target, canvas, self.alpha, self.distance)

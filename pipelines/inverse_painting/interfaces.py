@@ -63,12 +63,24 @@ class InstructionGenerator(Protocol):
 
 @runtime_checkable
 class PerceptualDistance(Protocol):
-    """Image distance used by the stopping rule (LPIPS in the official code)."""
+    """Image distance of the stopping rule, the difference mask and the metrics (LPIPS in the official code)."""
 
-    name: str
+    name: str  # says which distance ran, e.g. "LPIPS (AlexNet ...)" or the offline stand-in
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Mean distance per image, ``[B]`` (0 = identical)."""
+        ...
+
+    def map(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Per-pixel distance ``[B,1,H,W]``."""
+        ...
+
+    def pixel_threshold(self, lpips_alpha: float) -> float:
+        """The threshold on ``map`` that means ``lpips_alpha`` on the LPIPS scale."""
+        ...
+
+    def image_threshold(self, lpips_value: float) -> float:
+        """The threshold on ``__call__`` that means ``lpips_value`` on the LPIPS scale."""
         ...
 
 

@@ -6,13 +6,16 @@ interval Δt (20 s by default), until the official stopping rule:
   1e-3 twice in a row ("converged"), or
 - the last keyframe is within 0.1 of the target ("close to target"), or
 - ``max_updates`` (50) were made.
-The official code measures LPIPS (AlexNet); here the distance comes from ``perceptual.default_distance``
-(true LPIPS when available, otherwise the package's offline distance; its name is reported).
+The official code measures LPIPS (AlexNet). The ``distance`` argument is LPIPS when the caller has a backbone
+(``difference.default_distance(path)``), otherwise the calibrated offline stand-in; the thresholds above are on
+the LPIPS scale and each distance converts them to its own (``image_threshold`` / ``pixel_threshold``). The
+result names the distance and the thresholds that ran.
 
 Any aspect ratio: the target is resized so its short side is ``short_side`` (512 by default; the
 long side is capped at ``max_long_side``), padded with black to a multiple of 16 (as the official
 ``pad_to_16``) and every keyframe is cropped back and resized to the input size.
 """
+import logging
 import math
 from typing import Callable, Optional
 
@@ -22,7 +25,9 @@ import torch.nn.functional as F
 from ..common.errors import InputError
 from ..common.progress import Progress
 from .interfaces import PaintingResult
-from .perceptual import default_distance, difference_mask
+from .difference import default_distance, difference_mask
+
+LOG = logging.getLogger(__name__)
 
 DEFAULT_INSTRUCTION = "painting"
 MAX_INSTRUCTION_CHARS = 60
@@ -42,8 +47,8 @@ class DifferenceMasks:
     """Mask instruction = the difference mask D(I_T, I_{t-1}, α) itself (no learned generator)."""
 
     def __init__(self, alpha: float = 0.2, distance=None):
-        self.alpha, self.distance = alpha, distance
-        self.name = f"difference mask (alpha {alpha:g})"
+        self.alpha, self.distance = alpha, distance or default_distance()
+        self.name = f"difference mask (alpha {alpha:g}, {self.distance.name})"
 
     def generate(self, canvas, target, instruction, time_s, prev_mask=None):
         return difference_mask(target, canvas, alpha=self.alpha, distance=self.distance)
@@ -110,6 +115,10 @@ def paint(target: torch.Tensor, painter, mask_generator=None, instruction_genera
     h0, w0 = target.shape[-2:]
     target = target.float().cpu().clamp(0, 1)
     distance = distance or default_distance()
+    converge_at, target_at = distance.image_threshold(converge_eps), distance.image_threshold(target_eps)
+    thresholds = (f"thresholds (LPIPS scale -> this distance): alpha {alpha:g} -> {distance.pixel_threshold(alpha):.4g}, "
+                  f"converged {converge_eps:g} -> {converge_at:.4g}, close to target {target_eps:g} -> {target_at:.4g}")
+    LOG.info("Inverse Painting distance: %s; %s", distance.name, thresholds)
     masks_gen = mask_generator or DifferenceMasks(alpha, distance)
     instr_gen = instruction_generator or ConstantInstructions()
     (rh, rw), (ph, pw), notes = working_size(h0, w0, short_side, max_long_side)
@@ -140,7 +149,7 @@ def paint(target: torch.Tensor, painter, mask_generator=None, instruction_genera
     steps = steps_per_update or getattr(painter, "steps", 1) or 1
     stop_reason = "max updates"
     hooks = [o for o in (painter, masks_gen, instr_gen) if hasattr(o, "begin")]
-    if dist(canvas, tgt) < target_eps:
+    if dist(canvas, tgt) < target_at:
         stop_reason = "target is already blank (nothing to paint)"
         max_updates = 0
     for o in hooks:
@@ -148,10 +157,10 @@ def paint(target: torch.Tensor, painter, mask_generator=None, instruction_genera
     prev_mask = None
     try:
         for idx in range(max_updates):
-            if len(step_diffs) > 3 and step_diffs[-2] < converge_eps and step_diffs[-1] < converge_eps:
+            if len(step_diffs) > 3 and step_diffs[-2] < converge_at and step_diffs[-1] < converge_at:
                 stop_reason = "converged (two tiny updates in a row)"
                 break
-            if target_diffs and target_diffs[-1] < target_eps:
+            if target_diffs and target_diffs[-1] < target_at:
                 stop_reason = "close to target"
                 break
             text = clean_instruction(instr_gen.next(canvas, tgt, idx))
@@ -190,4 +199,4 @@ def paint(target: torch.Tensor, painter, mask_generator=None, instruction_genera
         mask_generator=getattr(masks_gen, "name", type(masks_gen).__name__),
         instruction_generator=getattr(instr_gen, "name", type(instr_gen).__name__),
         distance=getattr(distance, "name", type(distance).__name__),
-        distances_to_target=target_diffs, notes=notes)
+        distances_to_target=target_diffs, notes=[thresholds] + notes)

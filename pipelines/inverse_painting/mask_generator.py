@@ -16,8 +16,8 @@ from ..common.checkpoints import load_into
 from ..common.errors import CheckpointFormatError, InputError
 from .modules import TimeEncoder
 from .sd_parts import SDParts
-from .perceptual import difference_mask
-from .weights import PaintingConfig, check_base_dir, load_config, load_rp_checkpoint, unet_config
+from .difference import default_distance, difference_mask
+from .weights import PaintingConfig, check_base_dir, load_config, load_rp_checkpoint, stream_unet, unet_config
 
 THRESHOLDS = (0.5, 0.4, 0.3, 0.2, 0.1)
 MIN_COVERAGE = 0.05
@@ -65,7 +65,8 @@ class RPMaskGenerator(SDParts):
     def __init__(self, unet, time_encoder, vae, text_encoder, config: PaintingConfig, distance=None, source=""):
         self.unet, self.time_encoder, self.vae, self.text_encoder = unet.eval(), time_encoder.eval(), vae, text_encoder
         self.config = config
-        self.distance = distance
+        self.distance = distance or default_distance()
+        self.name = f"{RPMaskGenerator.name}, M_d from {self.distance.name}"
         self.source = source
         self.last_threshold = None
         self._target_cache = None
@@ -115,9 +116,8 @@ class RPMaskGenerator(SDParts):
 def load_mask_generator(checkpoint_path: str, base_dir: str, config_path: Optional[str] = None,
                         device=None, dtype=None, distance=None) -> RPMaskGenerator:
     """Load ``checkpoint-global_step-80000.ckpt`` (RP_state_dict, PE_state_dict) over a base SD1.5 folder.
-    Time normalisation and α come from ``config_path`` (the renderer's config.yaml) or the official defaults."""
-    from diffusers import UNet2DConditionModel
-
+    Time normalisation and α come from ``config_path`` (the renderer's config.yaml) or the official defaults;
+    ``distance`` computes the M_d input (LPIPS as trained; the stand-in when None)."""
     from .renderer import load_sd_parts
 
     sd = load_rp_checkpoint(checkpoint_path)
@@ -128,8 +128,7 @@ def load_mask_generator(checkpoint_path: str, base_dir: str, config_path: Option
     check_base_dir(base_dir, parts=("unet", "vae", "text_encoder", "tokenizer"))
     ucfg = dict(unet_config(base_dir))
     ucfg.update(in_channels=9, out_channels=1)
-    unet = UNet2DConditionModel.from_config(ucfg)
-    load_into(unet, sd["RP_state_dict"], checkpoint_path, "mask generator UNet (RP_state_dict)")
+    unet = stream_unet(ucfg, sd, "RP_state_dict", checkpoint_path, "mask generator UNet (RP_state_dict)", dtype)
     strip_time_conditioning(unet)
     try:
         pe = TimeEncoder.from_state_dict_shapes(sd["PE_state_dict"])

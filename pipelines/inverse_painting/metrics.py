@@ -4,10 +4,10 @@ A generated sequence is keyframes [N,3,H,W] in 0..1 at a fixed interval (keyfram
 i * interval seconds); a reference sequence is frames with timestamps in seconds. Both are
 measured from their own first frame, and the reference is resized to the generated size.
 
-- The thesis' LPIPS column uses LPIPS; LPIPS weights cannot be had offline, so the distance
-  is ``difference.default_distance()`` and the metric is named after ``distance.name``.
-  Like the thesis, every reference frame is compared with the generated keyframe nearest
-  in time (a real frame at 1:17 with the keyframe at 1:20 for a 20 s interval).
+- The thesis' LPIPS column: ``distance`` is LPIPS when the caller has a backbone
+  (``difference.default_distance(path)``), else the offline stand-in; every line of the report
+  names the distance that ran. Like the thesis, every reference frame is compared with the
+  generated keyframe nearest in time (a real frame at 1:17 with the keyframe at 1:20 for a 20 s interval).
 - IoU: for each generated difference mask D(frame_i, frame_{i-1}), the best IoU with any
   reference difference mask; mean. Two empty masks count as IoU 1 (nothing changed in both).
 - DDC: DTW between the distance-to-target curves (distance of the frame shown at time t
@@ -52,6 +52,7 @@ class PaintingMetrics:
 
     def lines(self) -> list[str]:
         return [
+            f"distance: {self.distance_name}",
             f"nearest_time_distance ({self.distance_name}): {self.nearest_distance:.6f}",
             f"iou_best_match: {self.iou:.6f}",
             f"ddc: {self.ddc:.6f}",
@@ -215,11 +216,14 @@ def main(argv=None) -> None:
     parser.add_argument("generated", help="folder of generated keyframes, in file-name order")
     parser.add_argument("reference", help="folder of reference frames named with their time in seconds")
     parser.add_argument("--interval", type=float, default=20.0, help="seconds between generated keyframes")
+    parser.add_argument("--lpips", help="torchvision-layout AlexNet/VGG16 backbone file for true LPIPS "
+                                        "(default: the offline stand-in distance)")
     args = parser.parse_args(argv)
     try:
         reference = load_reference_sequence(args.reference)
         keyframes = load_generated_sequence(args.generated)
-        print(compute_metrics(keyframes, args.interval, reference).report())
+        distance = default_distance(args.lpips)
+        print(compute_metrics(keyframes, args.interval, reference, distance=distance).report())
     except InputError as error:  # a bad folder is the user's mistake: a message, not a traceback
         raise SystemExit(f"error: {error}") from None
 

@@ -15,7 +15,8 @@ One update renders I_t from (I_{t-1}, I_T, text p_t, mask M_t, interval Δt):
 Performance by design (``reference_mode="cached"``): the target's VAE latents, CLIP(target) and the
 ReferenceNet bank (with its key/value projections) are computed once per painting, one bank copy is
 broadcast to the guidance branches, the canvas encoder runs on the three distinct inputs only, and
-``cfg_chunk`` runs the six branches in smaller batches to bound peak memory.
+``cfg_chunk`` runs the six branches in smaller batches and ``vae_tile_size`` decodes the keyframe in overlapping
+tiles (diffusers' tiled decode: GroupNorm statistics per tile, blended seams) to bound peak memory.
 ``reference_mode="official"`` reproduces the official formulation for comparisons.
 """
 import os
@@ -34,7 +35,7 @@ from .reference import (FusionState, bank_key_values, install_readers, install_w
                         pruned_reference_prefixes, run_referencenet)
 from .sd_parts import SDParts
 from .weights import (PaintingConfig, check_base_dir, check_clip_dir, find_config, load_config,
-                      load_renderer_checkpoint, unet_config)
+                      load_renderer_checkpoint, stream_unet, unet_config)
 
 BRANCHES = ("uncond", "clip", "canvas", "time", "mask", "text")
 
@@ -142,7 +143,7 @@ class CanvasRenderer(SDParts):
     def __init__(self, unet, referencenet, canvas_encoder, next_clip, time_encoder, vae, text_encoder,
                  clip_encoder, config: PaintingConfig, steps: int = 25, scales: Optional[GuidanceScales] = None,
                  seed: int = 1, cfg_chunk: int = 6, reference_mode: str = "cached", combine_init_ratio: float = 0.2,
-                 source: str = ""):
+                 vae_tile_size: int = 0, source: str = ""):
         self.unet, self.referencenet = unet.eval(), referencenet.eval()
         self.canvas_encoder, self.next_clip, self.time_encoder = canvas_encoder.eval(), next_clip.eval(), time_encoder.eval()
         self.vae, self.text_encoder, self.clip_encoder = vae, text_encoder, clip_encoder
@@ -151,6 +152,7 @@ class CanvasRenderer(SDParts):
         self.scales = scales or GuidanceScales()
         self.seed = int(seed)
         self.cfg_chunk = int(cfg_chunk)
+        self.vae_tile_size = int(vae_tile_size)
         self.reference_mode = reference_mode
         self.combine_init_ratio = float(combine_init_ratio)
         self.source = source
@@ -172,7 +174,7 @@ class CanvasRenderer(SDParts):
         self.end()
 
     def settings(self, **kw) -> "CanvasRenderer":
-        """A shallow copy with other sampling settings (steps, scales, seed, cfg_chunk, reference_mode)."""
+        """A shallow copy with other sampling settings (steps, scales, seed, cfg_chunk, vae_tile_size, reference_mode)."""
         import copy
 
         other = copy.copy(self)
@@ -313,34 +315,49 @@ class CanvasRenderer(SDParts):
             self.state.active = False
             self.state.latent_cur = None
             self.state.use_ref = None
-        image = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        image = decode_latents(self.vae, latents.to(self.vae.dtype) / self.vae.config.scaling_factor,
+                               self.vae_tile_size if self.reference_mode != "official" else 0)
         out = ((image.float() / 2 + 0.5).clamp(0, 1)).cpu()
         self._last = (out, latents)
         return out
 
 
+def decode_latents(vae, z: torch.Tensor, tile_size: int = 0) -> torch.Tensor:
+    """VAE decode, whole or in ``tile_size``-pixel tiles overlapping by a quarter (the vae's own tiled decode,
+    its tile sizes set only for this call: the vae is shared with other renderer settings)."""
+    factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    if not tile_size or max(z.shape[-2:]) * factor <= tile_size:
+        return vae.decode(z).sample
+    saved = vae.tile_sample_min_size, vae.tile_latent_min_size
+    vae.tile_sample_min_size, vae.tile_latent_min_size = tile_size, tile_size // factor
+    try:
+        return vae.tiled_decode(z).sample
+    finally:
+        vae.tile_sample_min_size, vae.tile_latent_min_size = saved
+
+
 def load_renderer(checkpoint_path: str, base_dir: str, clip_dir: str, config_path: Optional[str] = None,
                   device=None, dtype=None, **settings) -> CanvasRenderer:
-    """Load ``checkpoint-global_step-200000.ckpt`` (+ config.yaml) over a base SD1.5 folder and CLIP."""
-    from diffusers import UNet2DConditionModel
-
-    sd = load_renderer_checkpoint(checkpoint_path)
+    """Load ``checkpoint-global_step-200000.ckpt`` (+ config.yaml) over a base SD1.5 folder and CLIP.
+    Streams: the file is mapped, each UNet is built on the meta device and takes its sub-dict's tensors in
+    ``dtype``, and every sub-dict is dropped once its module holds it (never the whole file plus two copies)."""
     cfg = load_config(config_path or find_config(checkpoint_path))
     check_base_dir(base_dir)
     check_clip_dir(clip_dir)
     ucfg = unet_config(base_dir)
-    unet = UNet2DConditionModel.from_config(ucfg)
-    load_into(unet, sd["unet_state_dict"], checkpoint_path, "renderer UNet (unet_state_dict)")
-    with torch.random.fork_rng(devices=[]):  # the parts the official ReferenceNet drops stay at their init:
-        torch.manual_seed(0)  # a fixed one, so every load of a file is the same model (global RNG untouched)
-        refnet = UNet2DConditionModel.from_config(ucfg)
-    load_into(refnet, sd["referencenet_state_dict"], checkpoint_path, "ReferenceNet (referencenet_state_dict)",
-              allow_missing=pruned_reference_prefixes(refnet))
-    guider = _small(CanvasEncoder, sd["cur_image_guider_state_dict"], checkpoint_path,
+    sd = load_renderer_checkpoint(checkpoint_path)
+    unet = stream_unet(ucfg, sd, "unet_state_dict", checkpoint_path, "renderer UNet (unet_state_dict)", dtype)
+    # a fresh mapping for the rest: once the first is dropped, the UNet's file pages leave the process (when
+    # the UNet took converted copies; in the file's dtype it holds those pages as its weights)
+    del sd
+    sd = load_renderer_checkpoint(checkpoint_path)
+    refnet = stream_unet(ucfg, sd, "referencenet_state_dict", checkpoint_path,
+                         "ReferenceNet (referencenet_state_dict)", dtype, allow_missing=pruned_reference_prefixes)
+    guider = _small(CanvasEncoder, sd.pop("cur_image_guider_state_dict"), checkpoint_path,
                     "canvas encoder (cur_image_guider_state_dict)")
-    adapter = _small(NextClipPredictor, sd["image_adpater_state_dict"], checkpoint_path,
+    adapter = _small(NextClipPredictor, sd.pop("image_adpater_state_dict"), checkpoint_path,
                      "next-CLIP predictor (image_adpater_state_dict)")
-    pe = _small(TimeEncoder, sd["PE_state_dict"], checkpoint_path, "time encoder (PE_state_dict)")
+    pe = _small(TimeEncoder, sd.pop("PE_state_dict"), checkpoint_path, "time encoder (PE_state_dict)")
     del sd
     vae, text = load_sd_parts(base_dir)
     clip = load_clip_image_encoder(clip_dir)

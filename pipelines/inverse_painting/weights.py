@@ -15,7 +15,9 @@ import json
 import os
 from dataclasses import dataclass
 
-from ..common.checkpoints import load_state_dict, require_keys
+import torch
+
+from ..common.checkpoints import load_into, load_state_dict, require_keys
 from ..common.errors import CheckpointFormatError
 
 RENDERER_KEYS = ("unet_state_dict", "referencenet_state_dict", "cur_image_guider_state_dict",
@@ -74,7 +76,7 @@ def load_config(path) -> PaintingConfig:
 
 
 def _load_checkpoint_dict(path: str, keys, what: str) -> dict:
-    sd = load_state_dict(path)
+    sd = load_state_dict(path, mmap=True)  # mapped: each sub-dict is paged in only when its module takes it
     if not isinstance(sd, dict):
         raise CheckpointFormatError(path, "Not a checkpoint dictionary", expected=keys)
     require_keys(sd, keys, path, what)
@@ -88,6 +90,27 @@ def load_renderer_checkpoint(path: str) -> dict:
 def load_rp_checkpoint(path: str) -> dict:
     return _load_checkpoint_dict(path, RP_KEYS,
                                  "Inverse Painting mask generator (RP, checkpoint-global_step-80000.ckpt)")
+
+
+def stream_unet(ucfg: dict, sd: dict, key: str, path: str, what: str, dtype=None, allow_missing=None):
+    """The UNet of ``sd[key]`` without a second copy of its weights: built on the meta device, it takes the
+    checkpoint's tensors (converted to ``dtype``, float32 by default) and ``sd[key]`` is removed from ``sd``, so
+    the checkpoint's own tensors of this part are freed once the module holds them. ``allow_missing(unet)``
+    names key prefixes the file may lack; those stay zero (the official ReferenceNet's unused tail)."""
+    from diffusers import UNet2DConditionModel
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(ucfg)
+    dtype = dtype or torch.float32
+    part = sd.pop(key)
+    tensors = {k: v.to(dtype) if torch.is_tensor(v) else v for k, v in part.items()}
+    del part
+    load_into(unet, tensors, path, what, allow_missing=allow_missing(unet) if allow_missing else (), assign=True)
+    for name, param in list(unet.named_parameters()):
+        if param.is_meta:
+            owner, attr = unet.get_submodule(name.rpartition(".")[0]), name.rpartition(".")[2]
+            setattr(owner, attr, torch.nn.Parameter(torch.zeros(param.shape, dtype=dtype), requires_grad=False))
+    return unet
 
 
 def check_base_dir(base_dir: str, parts=("unet", "vae", "text_encoder", "tokenizer")) -> None:

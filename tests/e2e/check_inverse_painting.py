@@ -1,9 +1,14 @@
 """workflows/inverse_painting.json: china -> learned renderer + RP mask generator (tiny official-layout
-weights) -> 3 updates -> keyframes, masks, time map, instructions, report."""
+weights) + the offline instruction generator -> 3 updates -> keyframes, masks, time map, instructions, report."""
+import re
+
 import numpy as np
 from PIL import Image
 
 from scripts.harness.examples import EXAMPLES
+
+# the names the offline generator gives regions (pipelines/inverse_painting/instructions.py), "sky 2" for repeats
+REGION_NAME = r"(sky|trees|grass|water|mountains|background|foreground)( \d+)?"
 
 
 def _texts(entry):
@@ -36,6 +41,15 @@ def check(comfy, entry):
     tmap = np.asarray(Image.open(tmaps[0]).convert("L"), dtype=np.float32) / 255.0
     assert tmap.shape == source.shape[:2] and 0.0 <= tmap.min() and tmap.max() <= 1.0
     texts = "\n".join(_texts(entry))
-    assert "20s: painting" in texts and "60s: painting" in texts, texts
+    # the instructions come from the region generator (one named region per update), not the constant default
+    used = dict(line.split(": ", 1) for line in texts.splitlines() if re.fullmatch(r"\d+s: .+", line))
+    assert sorted(used) == ["20s", "40s", "60s"], texts
+    assert "painting" not in used.values(), texts
+    assert len(set(used.values())) == 3, f"every update should get its own region: {used}"
+    assert all(re.fullmatch(REGION_NAME, v) for v in used.values()), used
+    assert "instructions: offline heuristic instructions" in texts, texts
     assert "learned renderer" in texts and "learned mask generator" in texts, texts
+    # the fixture's backbone in models/lpips: true LPIPS ran (stop rule, difference masks, the RP's M_d input)
+    assert "distance: LPIPS (AlexNet backbone alexnet-random-test.pth)" in texts, texts
+    assert "M_d from LPIPS" in texts and "alpha 0.2 -> 0.2," in texts, texts
     assert "updates: 3" in texts, texts

@@ -1,7 +1,6 @@
 """Every enum-like dropdown of every Recompose node refuses a value that is not one of its options,
 through /prompt, with a message naming the input and the allowed values (ComfyUI 0.3.75 does not
 check V3 combo values itself). Dropdowns of files and folders are covered by test_path_safety."""
-import pytest
 
 from scripts.harness.server import WorkflowError
 from tests.e2e.test_path_safety import CASES

@@ -17,6 +17,12 @@ class L1:
     def map(self, a, b):
         return (a - b).abs().mean(1, keepdim=True)
 
+    def pixel_threshold(self, lpips_alpha):
+        return lpips_alpha
+
+    def image_threshold(self, lpips_value):
+        return lpips_value
+
 
 class Copy:
     """Paints nothing."""

@@ -62,8 +62,9 @@ def test_stretched_reference_gives_known_dts_and_dtw_absorbs_it():
 def test_painting_order_matters_for_distance_not_for_iou():
     m = compute_metrics(painting((3, 2, 1, 0)), 20.0, reference(painting(), [0, 20, 40, 60, 80]))
     # The same quadrants change in another order; the structural window bleeds over a
-    # quadrant's edge differently depending on its painted neighbours, hence not exactly 1.
-    assert m.iou > 0.75
+    # quadrant's edge differently depending on its painted neighbours, hence not exactly 1 (0.74 with the
+    # stand-in's threshold calibrated to LPIPS alpha 0.2).
+    assert m.iou > 0.7
     assert m.nearest_distance > 0.01
     assert math.isfinite(m.ddc) and 0 < m.ddc < 1  # was inf with dtaidistance pruning on
 

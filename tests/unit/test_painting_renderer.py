@@ -96,3 +96,21 @@ def test_next_update_reuses_the_previous_latents_even_after_repadding(tiny_rende
     repadded[..., -16:, :] = 0  # what the loop does to the padding rows
     assert r._previous_latents(repadded) is not None
     assert r._previous_latents(torch.rand_like(first)) is None
+
+
+def test_tiled_decode_only_when_the_image_exceeds_a_tile_and_leaves_the_vae_as_it_was(tiny_renderer):
+    from pipelines.inverse_painting.renderer import decode_latents
+
+    vae = tiny_renderer.vae
+    z = torch.randn(1, 4, 16, 24)  # 128 x 192 pixels
+    before = (vae.tile_sample_min_size, vae.tile_latent_min_size)
+    with torch.no_grad():
+        whole = decode_latents(vae, z, 0)
+        assert torch.equal(decode_latents(vae, z, 256), whole)  # one tile covers it: the plain decode
+        tiled = decode_latents(vae, z, 64)
+    assert tiled.shape == whole.shape == (1, 3, 128, 192)
+    assert not torch.equal(tiled, whole)  # 64 px tiles did run (per-tile GroupNorm statistics differ)
+    assert (vae.tile_sample_min_size, vae.tile_latent_min_size) == before
+    canvas, target, mask = _inputs()
+    out = tiny_renderer.settings(vae_tile_size=64).update(canvas, target, mask, "sky", 20.0)
+    assert out.shape == (1, 3, 64, 96) and torch.isfinite(out).all()

@@ -22,7 +22,7 @@ def test_distance_is_zero_for_identical_images_and_mask_thresholds():
     d = default_distance()
     assert float(d(a, a)) < 1e-4 and "SSIM" in d.name
     canvas = a.clone()
-    canvas[:, :, :20, :30] = 1.0
+    canvas[:, :, :20, :30] = 0.0  # a black block: far above the stand-in's threshold for LPIPS 0.2
     mask = difference_mask(a, canvas, 0.2)
     assert mask[0, 0, 5, 5] == 1 and mask[0, 0, 50, 80] == 0
     assert difference_mask(a, canvas, 1.0).sum() == 0

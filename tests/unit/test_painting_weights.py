@@ -108,3 +108,40 @@ def test_rp_mask_is_binary_at_image_size(tiny_rp):
     assert m.shape == (1, 1, 48, 80)
     assert set(torch.unique(m).tolist()) <= {0.0, 1.0}
     assert tiny_rp.last_threshold == 0.5
+
+
+def test_streamed_load_holds_the_files_weights_and_zeros_only_the_pruned_tail(painting_models):
+    from pipelines.inverse_painting.reference import pruned_reference_prefixes
+
+    path = str(painting_models["renderer"])
+    sd = torch.load(path, weights_only=True)
+    r = load_renderer(path, str(painting_models["base"]), str(painting_models["clip"]), dtype=torch.float16)
+    for module, key in ((r.unet, "unet_state_dict"), (r.referencenet, "referencenet_state_dict")):
+        params = dict(module.named_parameters())
+        assert not any(p.is_meta for p in params.values())
+        assert {p.dtype for p in params.values()} == {torch.float16}  # the requested dtype, no float32 detour
+        for k, v in sd[key].items():
+            assert torch.equal(params[k], v.half()), k
+    pruned = [k for k in dict(r.referencenet.named_parameters()) if k.startswith(pruned_reference_prefixes(r.referencenet))]
+    assert pruned and all(float(r.referencenet.get_parameter(k).abs().max()) == 0 for k in pruned)
+    default = load_renderer(path, str(painting_models["base"]), str(painting_models["clip"]))
+    assert next(default.unet.parameters()).dtype == torch.float32  # no dtype given: float32 as before
+
+
+def test_stream_unet_takes_its_sub_dict_out_of_the_checkpoint(painting_models):
+    from pipelines.inverse_painting.weights import load_renderer_checkpoint, stream_unet, unet_config
+
+    path = str(painting_models["renderer"])
+    sd = load_renderer_checkpoint(path)
+    unet = stream_unet(unet_config(str(painting_models["base"])), sd, "unet_state_dict", path, "renderer UNet")
+    assert "unet_state_dict" not in sd and "referencenet_state_dict" in sd  # freed once the module holds it
+    assert next(unet.parameters()).device.type == "cpu"
+
+
+def test_old_format_pickles_load_without_mmap(painting_models, tmp_path):
+    from pipelines.common.checkpoints import load_state_dict
+
+    sd = torch.load(painting_models["rp"], weights_only=True)
+    torch.save(sd, tmp_path / "legacy.ckpt", _use_new_zipfile_serialization=False)
+    back = load_state_dict(str(tmp_path / "legacy.ckpt"), mmap=True)
+    assert torch.equal(back["PE_state_dict"]["fc1.weight"], sd["PE_state_dict"]["fc1.weight"])
