@@ -93,6 +93,10 @@ def _alarm(_signum, _frame):
 def fuzz(base: Path, max_examples: int, seed: int = 0) -> tuple:
     """(cases run, unclear errors as text lines)."""
     import torch
+
+    from hypothesis import configuration
+    # hypothesis caches what it learns under .hypothesis/ in the working directory: keep it out of the pack
+    configuration.set_hypothesis_home_dir(tempfile.mkdtemp(prefix="recompose_hypothesis_"))
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -175,7 +179,7 @@ def _weight_file_cases(classes) -> list:
     """(loader id, input, a good weight file, its folder) for loaders whose fixture file exists."""
     import folder_paths
 
-    wanted = [("RecomposeAlignTokLoader", "tokenizer_name", "recompose_aligntok", "aligntok_tiny.safetensors"),
+    wanted = [("RecomposeAlignTokLoader", "tokenizer_name", "recompose_aligntok", "aligntok_f16d32.safetensors"),
               ("RecomposePaintingRendererLoader", "checkpoint", "recompose_painting",
                "renderer/ckpt/checkpoint-global_step-200000.ckpt"),
               ("RecomposePaintingMaskGeneratorLoader", "checkpoint", "recompose_painting",
@@ -199,9 +203,9 @@ def _bad_copy(source, root: Path, cut: float) -> str:
 
 
 def _file_inputs(node_id: str, results: dict) -> dict:
-    inputs = {"RecomposePaintingRendererLoader": {"base_model": "recompose_tiny_painting_sd15",
-                                                  "clip_model": "recompose_tiny_clip_b32"},
-              "RecomposePaintingMaskGeneratorLoader": {"base_model": "recompose_tiny_painting_sd15"},
+    inputs = {"RecomposePaintingRendererLoader": {"base_model": "realisticVisionV51_v51VAE",
+                                                  "clip_model": "clip-vit-base-patch32"},
+              "RecomposePaintingMaskGeneratorLoader": {"base_model": "realisticVisionV51_v51VAE"},
               "RecomposeSelfieFineTuneLoader": {"selfie_pipe": results["selfie_pipe"][0]}}
     return dict(inputs.get(node_id, {}))
 
@@ -352,10 +356,10 @@ def long_prompts(server, object_info, motion_clips: int = 5000) -> list:
         target = train_dir / name
         if not target.exists():
             target.write_bytes((server.base / "input" / name).read_bytes())
-    train = {"1": {"class_type": "RecomposeAlignTokLoader", "inputs": {"tokenizer_name": "aligntok_tiny.safetensors"}},
+    train = {"1": {"class_type": "RecomposeAlignTokLoader", "inputs": {"tokenizer_name": "aligntok_f16d32.safetensors"}},
              "2": {"class_type": "RecomposeAlignTokTrain",
                    "inputs": {"tokenizer": ["1", 0], "image_folder": "robustness_train", "stage": 1, "steps": 1000000,
-                              "batch_size": 2, "size": 32, "learning_rate": 1e-3,
+                              "batch_size": 2, "size": 32, "lr_stage1": 1e-3, "lr_stage2": 1e-5, "lr_stage3": 1e-4, "gan_start_stage1": 1, "gan_start_stages_2_3": 0,
                               "save_as": "robustness_cancelled.safetensors"}},
              "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}}}
     cases.append(("aligntok_train", train, "2", 1.0, [models / "aligntok" / "robustness_cancelled.safetensors"]))

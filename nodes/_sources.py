@@ -9,6 +9,9 @@ _TOTAL_SELFIE = "the Total Selfie pretrained weights (Google Drive folder linked
 _INVERSE_PAINTING = ("the Inverse Painting pretrained models (Google Drive folder linked from "
                      "https://github.com/ArmastusChen/inverse_painting)")
 
+_PORTRAIT = ("the portrait-editing checkpoints linked from "
+             "https://github.com/bytedance/feature-preserve-portrait-editing")
+
 SOURCES = {
     "pbe_selfie2full": _TOTAL_SELFIE,
     "00000196-checkpoint.pth.tar": _TOTAL_SELFIE,
@@ -25,6 +28,11 @@ SOURCES = {
     "realisticVisionV51_v51VAE": f"{_INVERSE_PAINTING}, base_ckpt/",
     "clip-vit-base-patch32": f"https://huggingface.co/openai/clip-vit-base-patch32, also in {_INVERSE_PAINTING}, base_ckpt/",
     "TP_llava": f"{_INVERSE_PAINTING}, checkpoints/",
+    "control_v11p_sd15_openpose.pth": "https://huggingface.co/lllyasviel/ControlNet-v1-1",
+    "clip_vit_base_patch32.safetensors": ("https://huggingface.co/openai/clip-vit-base-patch32 (its model.safetensors, "
+                                          "saved under this name)"),
+    "unet.pth": f"{_PORTRAIT}, {{outfit,cartoon}}/checkpoint-200000/",
+    "adapter.pth": f"{_PORTRAIT}, {{outfit,cartoon}}/checkpoint-200000/",
     "aligntok_f16d32.safetensors": ("no published weights: make it with `python -m pipelines.aligntok.init "
                                     "--dinov2 DINOV2_FOLDER --out aligntok_f16d32.safetensors` and train it "
                                     "(`python -m pipelines.aligntok.train`)"),
@@ -38,6 +46,7 @@ FOLDER_SOURCES = {
     "recompose_selfie": "the Selfie Fine-Tune node or `python -m pipelines.selfie_finetune.train`",
     "recompose_aligntok": "`python -m pipelines.aligntok.init` (AlignTok has no published weights)",
     "recompose_motion": "the Build Motion Clip node or `python -m pipelines.motion.database build`",
+    "recompose_portrait": _PORTRAIT,
 }
 
 

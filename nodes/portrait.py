@@ -11,9 +11,10 @@ from ..pipelines.common.errors import InputError
 from ..pipelines.portrait_edit import guidance
 from ..pipelines.portrait_edit import mask as mask_maths
 from ..pipelines.portrait_edit.adapter import ADAPTER_IMAGE_SIDE
-from ._runtime import load_models, model_files, output_device, resolve_file
+from ._runtime import choice, load_models, model_files, output_device, resolve_file
 
 CATEGORY = "Recompose/Portrait Editing"
+MASK_MODES = ["noise (thesis)", "latent (official)"]
 FOLDER = "recompose_portrait"
 NO_MODEL = "(none found)"
 SD15_LATENT_SCALE = 0.18215  # MCDM was trained on scaled latents for c_s and the adapter (official code)
@@ -183,12 +184,12 @@ def _mask_inputs():
     return [
         io.Mask.Input("mask", optional=True, tooltip="Editing mask (1 = may change), e.g. from 'Editing Mask'. "
                                                      "Without it the guider does no mask guidance."),
-        io.Combo.Input("mask_mode", options=["noise (thesis)", "latent (official)"], default="noise (thesis)",
-                       tooltip=MASK_MODE_TOOLTIP),
+        io.Combo.Input("mask_mode", options=MASK_MODES, default="noise (thesis)", tooltip=MASK_MODE_TOOLTIP),
     ]
 
 
 def _check_mask_inputs(node: str, mask, mask_mode, reconstruction):
+    choice(mask_mode, MASK_MODES, node, "mask_mode")
     if mask is not None and mask_mode.startswith("noise") and reconstruction is None:
         raise InputError(f"{node}: mask mode 'noise (thesis)' needs the 'reconstruction' conditioning (prompt "
                          "p_a); connect it or pick 'latent (official)'.")
@@ -258,8 +259,7 @@ class RecomposeMaskGuidedGuider(io.ComfyNode):
                 io.Conditioning.Input("negative", tooltip="Negative prompt."),
                 io.Float.Input("cfg", default=7.5, min=0.0, max=100.0, step=0.1, tooltip="CFG scale per prompt."),
                 io.Mask.Input("mask", tooltip="Editing mask (1 = may change)."),
-                io.Combo.Input("mask_mode", options=["noise (thesis)", "latent (official)"],
-                               default="noise (thesis)", tooltip=MASK_MODE_TOOLTIP),
+                io.Combo.Input("mask_mode", options=MASK_MODES, default="noise (thesis)", tooltip=MASK_MODE_TOOLTIP),
             ],
             outputs=[io.Guider.Output(display_name="guider", tooltip="For core's SamplerCustomAdvanced.")],
         )
@@ -268,6 +268,7 @@ class RecomposeMaskGuidedGuider(io.ComfyNode):
     def execute(cls, model, positive, reconstruction, negative, cfg, mask, mask_mode) -> io.NodeOutput:
         from ._portrait_native import MaskGuidedGuider
 
+        choice(mask_mode, MASK_MODES, "Mask-Guided Guider", "mask_mode")
         guider = MaskGuidedGuider(model)
         guider.set_branches(positive=positive, reconstruction=reconstruction, negative=negative)
         guider.set_cfg(cfg)

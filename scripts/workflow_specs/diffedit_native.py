@@ -7,7 +7,7 @@ The tests run it with a tiny random SD1.5 checkpoint on a 64x64 image; with a re
 photo to 512x512 and tune the threshold (lambda; 0.2 for MCDM costumes in the thesis) on the soft mask."""
 DEMO = False  # needs an SD1.5 checkpoint in models/checkpoints (tests build a tiny random one)
 
-CHECKPOINT = "recompose_tiny_sd15.safetensors"
+CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 SIZE = 64
 
 

@@ -8,7 +8,7 @@ The tests run it with tiny random weights in the official layout (tests/fixtures
 VAE), CLIP ViT-B/32 in models/clip_vision, and scale the portrait to 512x512."""
 DEMO = False  # needs the MCDM weights in models/recompose/portrait (tests build tiny ones)
 
-CHECKPOINT = "recompose_tiny_sd15.safetensors"
+CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 CHECKPOINT_DIR = "outfit/checkpoint-200000"
 SIZE = 64
 

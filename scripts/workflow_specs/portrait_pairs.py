@@ -8,7 +8,7 @@ RealisticVision, control_v11p_sd15_openpose.pth, a 1024x512 canvas (two 512x512 
 random model saturates the image at 7.5, so the template runs at 2)."""
 DEMO = False  # needs an SD1.5 checkpoint and an OpenPose ControlNet (tests build tiny ones)
 
-CHECKPOINT = "recompose_tiny_sd15.safetensors"
+CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 CONTROLNET = "control_v11p_sd15_openpose.pth"
 SIZE = 64
 

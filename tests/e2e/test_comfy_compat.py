@@ -161,7 +161,7 @@ def missing(discovered):
 
 def test_the_discovery_finds_what_the_pack_is_known_to_use(discovered):
     """Guards the finder itself: symbols known to be used must be among those it checks."""
-    assert {"comfy_api.latest.io", "comfy.model_management.get_torch_device", "folder_paths.get_full_path",
+    assert {"comfy_api.latest.io", "comfy.model_management.get_torch_device", "folder_paths.get_folder_paths",
             "comfy.utils.ProgressBar"} <= set(discovered["symbols"])
     assert {"clone", "set_model_attn1_replace"} <= set(discovered["patcher"])
     assert {"n_heads", "cond_or_uncond"} <= set(discovered["keys"])

@@ -9,9 +9,14 @@ PATH_INPUTS = {(c[0], c[1]) for c in CASES}
 BOGUS = "no-such-option"
 # producers for custom socket types a node needs before it can check its own inputs
 PRODUCERS = {"RECOMPOSE_SELFIE_PIPE": {"class_type": "RecomposeSelfieInpaintLoader",
-                                       "inputs": {"model": "recompose_tiny_pbe_selfie2full"}}}
+                                       "inputs": {"model": "pbe_selfie2full"}}}
+OUTPUT_SLOT = {"CLIP": 1, "VAE": 2}  # CheckpointLoaderSimple's outputs: MODEL, CLIP, VAE
+CHECKPOINT = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}}
 BUILT_IN = {"IMAGE": {"class_type": "LoadImage", "inputs": {"image": "recompose_astronaut.jpg"}},
-            "MASK": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}}}
+            "MASK": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}},
+            "MODEL": CHECKPOINT, "CLIP": CHECKPOINT, "VAE": CHECKPOINT,
+            "CONDITIONING": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["ckpt", 1]}},
+            "LATENT": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}}}
 
 
 def _options(spec):
@@ -43,12 +48,12 @@ def _value(spec):
 
 
 def _prompt(info, node, name):
-    prompt, inputs = {}, {}
+    prompt, inputs = {"ckpt": CHECKPOINT}, {}  # the text encoder that CONDITIONING producers use
     for key, spec in info["input"]["required"].items():
         kind = spec[0]
         if isinstance(kind, str) and (kind in BUILT_IN or kind in PRODUCERS):
             prompt[f"up_{key}"] = dict(BUILT_IN.get(kind) or PRODUCERS[kind])
-            inputs[key] = [f"up_{key}", 0]
+            inputs[key] = [f"up_{key}", OUTPUT_SLOT.get(kind, 0)]
         else:
             value = _value(spec)
             assert value is not None or kind in ("STRING",), f"{node}.{key}: no producer for type {kind}; add one"

@@ -5,8 +5,12 @@ train ONE model: same weights on every rank, equal to one process on the union o
 The per-rank functions live here (not in test files) so that spawned processes can import them."""
 import os
 import socket
+import sys
+from pathlib import Path
 
 import torch
+
+REPO = str(Path(__file__).resolve().parents[2])
 
 
 def free_port() -> int:
@@ -33,7 +37,14 @@ def run_processes(fn, *args, world: int = 2) -> None:
     """``fn(accelerator, *args)`` in ``world`` processes; raises if any of them fails."""
     import torch.multiprocessing as mp
 
-    mp.spawn(_entry, args=(world, free_port(), fn, args), nprocs=world, join=True)
+    # Children start with this process's sys.path; the pack's root goes first so that ``tests`` is this
+    # repo's package even after another test put a ComfyUI tree (which has its own tests/) in front.
+    saved = list(sys.path)
+    sys.path.insert(0, REPO)
+    try:
+        mp.spawn(_entry, args=(world, free_port(), fn, args), nprocs=world, join=True)
+    finally:
+        sys.path[:] = saved
 
 
 def half_of(batch: torch.Tensor, rank: int, world: int) -> torch.Tensor:

@@ -265,10 +265,10 @@ def test_version_from_the_released_file_names(name, version):
 def test_tile_frames_default_by_model_version(models, tmp_path):
     import shutil
 
-    v11 = tmp_path / "MimicMotion_1-1_tiny.pth"
-    shutil.copy(models["weights"], v11)
-    assert load_fitcheck_pipeline(str(models["svd"]), str(v11)).tile_frames(0) == 72
-    pipe = load_fitcheck_pipeline(str(models["svd"]), str(models["weights"]))  # MimicMotion_tiny.pth: 1.0
+    assert load_fitcheck_pipeline(str(models["svd"]), str(models["weights"])).tile_frames(0) == 72  # MimicMotion_1-1.pth
+    v10 = tmp_path / "MimicMotion_1.pth"
+    shutil.copy(models["weights"], v10)
+    pipe = load_fitcheck_pipeline(str(models["svd"]), str(v10))
     assert pipe.tile_frames(0) == 16 and pipe.tile_frames(5) == 5
     state = load_state_dict(str(models["weights"]))
     state["unet.conv_in.weight"] = torch.randn(32, 16, 3, 3).half()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pipelines.common import InputError
+from pipelines.common.install import MEDIAPIPE_INSTALL
 from pipelines.selfie_tools import align, mediapipe_runtime
 from pipelines.selfie_tools.external_faces import faces_from_face_landmarks
 
@@ -77,5 +78,5 @@ def test_missing_mediapipe_says_what_to_install_and_what_to_connect(monkeypatch)
         mediapipe_runtime.require_for("Face Align Crop", "image", 512, 512, "connect 'face_keypoints'")
     message = str(info.value)
     assert message.startswith("Face Align Crop finds faces and people with mediapipe")
-    assert "pip install --no-deps mediapipe==0.10.21 'protobuf>=4.25.3,<5'" in message
+    assert MEDIAPIPE_INSTALL in message
     assert message.endswith("Or connect 'face_keypoints'.")
