@@ -5,7 +5,11 @@ check V3 combo values itself). Dropdowns of files and folders are covered by tes
 from scripts.harness.server import WorkflowError
 from tests.e2e.test_path_safety import CASES
 
-PATH_INPUTS = {(c[0], c[1]) for c in CASES}
+# file dropdowns resolved through resolve_file (names outside their folder are refused there); a
+# bogus name gets the missing-file message naming the file, its source and folder
+FILE_INPUTS = {("RecomposeCLIPVisionLoader", "clip_name"), ("RecomposePairPrompts", "identity_embedding"),
+               ("RecomposePortraitMCDMLoader", "unet"), ("RecomposePortraitMCDMLoader", "adapter")}
+PATH_INPUTS = {(c[0], c[1]) for c in CASES} | FILE_INPUTS
 BOGUS = "no-such-option"
 # producers for custom socket types a node needs before it can check its own inputs
 PRODUCERS = {"RECOMPOSE_SELFIE_PIPE": {"class_type": "RecomposeSelfieInpaintLoader",
