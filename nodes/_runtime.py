@@ -196,17 +196,17 @@ def _in_folders(folder: str, name: str, input_name: str, exists) -> str | None:
 
 
 def resolve_file(folder: str, name: str, input_name: str = "") -> str:
-    path = _in_folders(folder, name, input_name, os.path.isfile)
-    if path is None:
-        raise CheckpointFormatError(os.path.join(folder_path_for(folder), name), "Weight file not found",
-                                    hint=_put_hint(folder, name))
-    return path
+    return _resolve(folder, name, input_name, os.path.isfile, "Weight file not found")
 
 
 def resolve_dir(folder: str, name: str, input_name: str = "") -> str:
-    path = _in_folders(folder, name, input_name, os.path.isdir)
+    return _resolve(folder, name, input_name, os.path.isdir, "Model folder not found")
+
+
+def _resolve(folder: str, name: str, input_name: str, exists, missing: str) -> str:
+    path = _in_folders(folder, name, input_name, exists)
     if path is None:
-        raise CheckpointFormatError(os.path.join(folder_path_for(folder), name), "Model folder not found",
+        raise CheckpointFormatError(os.path.join(folder_path_for(folder), name), missing,
                                     hint=_put_hint(folder, name))
     return path
 

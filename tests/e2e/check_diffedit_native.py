@@ -5,20 +5,15 @@ map's median, which splits the image into an edited and a kept half."""
 import copy
 
 import numpy as np
-from PIL import Image
+
+from .workflows import saved_image
 
 MASK_NODE, EDITED, MASK, SOURCE, SOFT = 8, 15, 17, 19, 21
 SIZE = 64
 
 
-def _load(comfy, entry, node):
-    files = comfy.output_files(entry, node)
-    assert len(files) == 1, files
-    return np.asarray(Image.open(files[0]).convert("RGB"), dtype=np.float32) / 255.0
-
-
 def check(comfy, entry):
-    soft, mask = _load(comfy, entry, SOFT), _load(comfy, entry, MASK)
+    soft, mask = saved_image(comfy, entry, SOFT), saved_image(comfy, entry, MASK)
     assert soft.std() > 0.01
     clear = np.abs(soft - 0.2) > 1 / 255  # PNG quantisation
     assert np.array_equal(mask[clear] > 0.5, soft[clear] > 0.2)
@@ -27,7 +22,7 @@ def check(comfy, entry):
     assert prompt[str(MASK_NODE)]["class_type"] == "RecomposeEditingMask"
     prompt[str(MASK_NODE)]["inputs"]["threshold"] = float(np.median(soft[..., 0]))
     entry = comfy.run(prompt, timeout=600)
-    edited, mask, source = (_load(comfy, entry, node) for node in (EDITED, MASK, SOURCE))
+    edited, mask, source = (saved_image(comfy, entry, node) for node in (EDITED, MASK, SOURCE))
     assert edited.shape == mask.shape == source.shape == (SIZE, SIZE, 3)
     assert set(np.unique(mask)) <= {0.0, 1.0}
     keep, edit = mask[..., 0] < 0.5, mask[..., 0] > 0.5

@@ -5,21 +5,16 @@ conditioning path). Random weights differ everywhere, so the binary mask itself 
 import copy
 
 import numpy as np
-from PIL import Image
+
+from .workflows import saved_image
 
 TARGET_PROMPT, EDITED, MASK, SOFT = 6, 17, 19, 21
 THRESHOLD = 0.2
 SIZE = 64
 
 
-def _load(comfy, entry, node):
-    files = comfy.output_files(entry, node)
-    assert len(files) == 1, files
-    return np.asarray(Image.open(files[0]).convert("RGB"), dtype=np.float32) / 255.0
-
-
 def check(comfy, entry):
-    edited, mask, soft = (_load(comfy, entry, node) for node in (EDITED, MASK, SOFT))
+    edited, mask, soft = (saved_image(comfy, entry, node) for node in (EDITED, MASK, SOFT))
     assert edited.shape == mask.shape == soft.shape == (SIZE, SIZE, 3)
     assert np.isfinite(edited).all() and edited.std() > 0.01
     assert set(np.unique(mask)) <= {0.0, 1.0}, "the editing mask is thresholded"
@@ -31,5 +26,5 @@ def check(comfy, entry):
     assert prompt[str(TARGET_PROMPT)]["class_type"] == "CLIPTextEncode"
     prompt[str(TARGET_PROMPT)]["inputs"]["text"] = "a woman, traditional golden palace costume"
     other = comfy.run(prompt, timeout=600)
-    assert np.abs(_load(comfy, other, EDITED) - edited).mean() > 1e-3
-    assert np.abs(_load(comfy, other, SOFT) - soft).mean() > 1e-3
+    assert np.abs(saved_image(comfy, other, EDITED) - edited).mean() > 1e-3
+    assert np.abs(saved_image(comfy, other, SOFT) - soft).mean() > 1e-3

@@ -4,20 +4,15 @@ side), and switching the ControlNet off changes the pair (the pose reaches the g
 import copy
 
 import numpy as np
-from PIL import Image
+
+from .workflows import saved_image
 
 CONTROL_SHARED, CONTROL_SIDES, CANVAS, CONDITION, GT = 9, 10, 19, 20, 21
 SIZE = 64
 
 
-def _load(comfy, entry, node):
-    files = comfy.output_files(entry, node)
-    assert len(files) == 1, files
-    return np.asarray(Image.open(files[0]).convert("RGB"), dtype=np.float32) / 255.0
-
-
 def check(comfy, entry):
-    canvas, x_a, x_b = (_load(comfy, entry, node) for node in (CANVAS, CONDITION, GT))
+    canvas, x_a, x_b = (saved_image(comfy, entry, node) for node in (CANVAS, CONDITION, GT))
     assert canvas.shape == (SIZE, 2 * SIZE, 3) and x_a.shape == x_b.shape == (SIZE, SIZE, 3)
     assert np.array_equal(canvas[:, :SIZE], x_a) and np.array_equal(canvas[:, SIZE:], x_b)
     assert x_a.std() > 0.01 and x_b.std() > 0.01
@@ -30,4 +25,4 @@ def check(comfy, entry):
         assert prompt[str(node)]["class_type"] == "ControlNetApplyAdvanced"
         prompt[str(node)]["inputs"]["strength"] = 0.0
     other = comfy.run(prompt, timeout=600)
-    assert np.abs(_load(comfy, other, CANVAS) - canvas).mean() > 1e-3
+    assert np.abs(saved_image(comfy, other, CANVAS) - canvas).mean() > 1e-3
