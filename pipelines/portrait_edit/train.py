@@ -207,24 +207,17 @@ def train(model: MCDMTrainable, encoders: Encoders, scheduler, data_dir: str, ou
 def load_parts(base_dir: str, clip_dir: str, device, dtype=torch.float32):
     """From a diffusers SD1.5 folder and a transformers CLIP ViT-B/32 folder: (trainable model, encoders,
     training noise scheduler)."""
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModel
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPVisionModel
 
     from ..common.clip import ClipPreprocess
+    from .base import load_text_encoder, load_vae
 
     unet = widen_conv_in(UNet2DConditionModel.from_pretrained(base_dir, subfolder="unet")).to(device)
-    vae = AutoencoderKL.from_pretrained(base_dir, subfolder="vae").to(device, dtype).eval()
-    tokenizer = CLIPTokenizer.from_pretrained(base_dir, subfolder="tokenizer")
-    text_encoder = CLIPTextModel.from_pretrained(base_dir, subfolder="text_encoder").to(device, dtype).eval()
-    vision = CLIPVisionModel.from_pretrained(clip_dir).to(device, dtype).eval()
+    vae = load_vae(base_dir, device, dtype)
+    text = load_text_encoder(base_dir, device, dtype)
+    vision = CLIPVisionModel.from_pretrained(clip_dir).to(device, dtype).eval().requires_grad_(False)
     preprocess = ClipPreprocess.from_folder(clip_dir, vision.config.image_size)
-    for frozen in (vae, text_encoder, vision):
-        frozen.requires_grad_(False)
-
-    def text(prompts):
-        ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                        return_tensors="pt").input_ids.to(device)
-        return text_encoder(ids)[0].float()
 
     def clip(images):
         return vision(pixel_values=preprocess(images).to(dtype)).last_hidden_state.float()
