@@ -11,7 +11,6 @@ from PIL import Image, ImageDraw
 
 from pipelines.common import InputError
 from pipelines.portrait_edit import make_pairs, train
-from pipelines.portrait_edit.adapter import EmbeddingAdapter
 from tests.fixtures.build_painting import write_sd15_diffusers
 
 SIDE, STEPS = 64, 3
@@ -86,11 +85,11 @@ def test_writes_the_official_layout_resumes_and_the_trainer_reads_it(base, tmp_p
     # the MCDM trainer reads the folder (its official-layout reader, then a step on it)
     from diffusers import DDPMScheduler
 
-    from tests.unit.test_portrait_train import _stub_encoders, _tiny_unet
+    from tests.unit.test_portrait_train import _stub_encoders, tiny_mcdm
 
     assert [r["target"] for r in train.read_records(str(out))] == ["gt/0.png", "gt/1.png", "gt/2.png"]
     assert train.load_image(str(out), "gt/2.png").shape == (3, 512, 512)
-    model = train.MCDMTrainable(train.widen_conv_in(_tiny_unet()), EmbeddingAdapter())
+    model = tiny_mcdm()
     losses = train.train(model, _stub_encoders(), DDPMScheduler(), str(out), str(tmp_path / "ckpt"), steps=1,
                          batch_size=2)
     assert len(losses) == 1 and np.isfinite(losses[0]) and (tmp_path / "ckpt" / "checkpoint-1" / "unet.pth").is_file()
