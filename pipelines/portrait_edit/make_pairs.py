@@ -204,10 +204,10 @@ def open_dataset(out_dir: str) -> list:
 
 def _is_written(out_dir: str, spec: PairSpec, records: dict) -> bool:
     """True when pair ``spec`` is in prompt.json with both images; an entry made with other lists or seed stops."""
-    record = records.get(spec.record()["source"])
+    expected = spec.record()
+    record = records.get(expected["source"])
     if record is None:
         return False
-    expected = spec.record()
     changed = [k for k in ("target", "prompt", "source_prompt", "seed") if record.get(k) != expected[k]]
     if changed:
         raise InputError(f"{_prompt_file(out_dir)}: pair {spec.index} was written with another {', '.join(changed)} "
@@ -220,13 +220,18 @@ def _save_atomic(image, path: str) -> None:
     os.replace(path + ".tmp.png", path)
 
 
+def _read_image(path: str):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
 def make_pairs(sample, out_dir: str, count: int, lists: dict, seed: int = 0, poses: list = None,
                progress: Progress = None) -> list:
     """Writes pairs 0..count-1 that are not written yet; ``sample(prompts, seed, pose)`` -> (x_A, x_B) PIL images.
     Pairs already written count as done steps of ``progress`` (total ``count``). Returns the indices generated in
     this run."""
-    from PIL import Image
-
     if count < 1:
         raise InputError(f"The pair count must be at least 1, got {count}.")
     records = {r["source"]: r for r in open_dataset(out_dir)}
@@ -236,7 +241,7 @@ def make_pairs(sample, out_dir: str, count: int, lists: dict, seed: int = 0, pos
     if len(todo) < count:
         progress.step(count - len(todo))
     for spec in todo:
-        pose = Image.open(poses[spec.pose]) if poses else None
+        pose = _read_image(poses[spec.pose]) if poses else None
         x_a, x_b = sample(spec.prompts, spec.seed, pose)
         record = spec.record()
         for key, image in (("source", x_a), ("target", x_b)):
