@@ -186,15 +186,20 @@ def write_records(out_dir: str, records: list) -> None:
     os.replace(path + ".tmp", path)
 
 
-def open_dataset(out_dir: str) -> list:
-    """The records of a dataset folder this tool can write to (created when new or empty); refuses other folders."""
-    from .train import read_records
-
+def check_dataset_folder(out_dir: str) -> None:
+    """Refuses a file, and a non-empty folder without train/prompt.json (not a pair dataset)."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise InputError(f"{out_dir} is a file; give a folder for the pairs.")
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.isfile(_prompt_file(out_dir)):
         raise InputError(f"{out_dir} is not empty and holds no train/prompt.json, so it is not a pair dataset: "
                          "refusing to write into it. Give a new or empty folder, or one this tool wrote.")
+
+
+def open_dataset(out_dir: str) -> list:
+    """The records of a dataset folder this tool can write to (created when new or empty); refuses other folders."""
+    from .train import read_records
+
+    check_dataset_folder(out_dir)
     for sub in ("condition", "gt"):
         os.makedirs(os.path.join(out_dir, "train", sub), exist_ok=True)
     if not os.path.isfile(_prompt_file(out_dir)):
@@ -279,6 +284,8 @@ def main(argv=None) -> None:
     from tqdm import tqdm
 
     lists = prompt_lists(args.prompts, subjects=args.subjects, sources=args.sources, targets=args.targets)
+    check_dataset_folder(args.out)  # before minutes of model loading
+    poses = pose_files(args.poses) if args.poses else None
     device = "cuda" if torch.cuda.is_available() else "cpu"
     sampler = load_sampler(args.base, device, torch.float16 if device == "cuda" else torch.float32, args.controlnet)
     settings = SamplingSettings(args.size, args.steps, args.cfg, tuple(args.side_scales), args.churn, args.negative,
@@ -288,8 +295,7 @@ def main(argv=None) -> None:
             bar.update(done - bar.n)
 
         made = make_pairs(lambda prompts, seed, pose: sampler(prompts, seed, settings, pose), args.out, args.count,
-                          lists, args.seed, pose_files(args.poses) if args.poses else None,
-                          Progress(args.count, report))
+                          lists, args.seed, poses, Progress(args.count, report))
     print(f"{len(made)} new pairs in {args.out} ({args.count} asked)", flush=True)
 
 
