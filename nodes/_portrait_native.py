@@ -209,5 +209,5 @@ class PairGuider(BranchGuider):
 
     def predict_noise(self, x, timestep, model_options={}, seed=None):
         p = self.predictions(x, timestep, model_options)
-        guided = [guidance.cfg(p["negative"], p[name], self.cfg) for name in ("shared", "source", "target")]
-        return pairs.paired_guidance(*guided, *self.side_scales)
+        return pairs.guided_pair_prediction(p["negative"], p["shared"], p["source"], p["target"], self.cfg,
+                                            *self.side_scales)

@@ -195,37 +195,49 @@ def _check_mask_inputs(node: str, mask, mask_mode, reconstruction):
                          "p_a); connect it or pick 'latent (official)'.")
 
 
+def _guider_schema(node_id: str, display_name: str, description: str, model_tooltip: str, conditionings: dict,
+                   settings: list, output_tooltip: str = "For core's SamplerCustomAdvanced.") -> io.Schema:
+    """What every guider here is: a MODEL, the named CONDITIONING inputs ({name: tooltip}), its own settings after
+    them, and one GUIDER out."""
+    return io.Schema(
+        node_id=node_id, display_name=display_name, category=CATEGORY, description=description,
+        inputs=[io.Model.Input("model", tooltip=model_tooltip),
+                *(io.Conditioning.Input(name, tooltip=tip) for name, tip in conditionings.items()), *settings],
+        outputs=[io.Guider.Output(display_name="guider", tooltip=output_tooltip)],
+    )
+
+
+def _scale(name: str, default: float, tooltip: str, most: float, step: float):
+    return io.Float.Input(name, default=default, min=0.0, max=most, step=step, tooltip=tooltip)
+
+
+def _cfg_input(default: float, tooltip: str):
+    return _scale("cfg", default, tooltip, 100.0, 0.1)
+
+
 class RecomposePortraitGuider(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         s1, s2, s3 = guidance.DEMO_SCALES
         t1, t2, t3 = guidance.THESIS_SCALES
         thesis = f" Defaults follow the official demo for the released weights; the thesis uses {t1:g}/{t2:g}/{t3:g}."
-        return io.Schema(
-            node_id="RecomposePortraitGuider",
-            display_name="Multi-Condition Guider (MCDM, eq. 5.1)",
-            category=CATEGORY,
-            description="Classifier-free guidance nested over MCDM's three signals (thesis eq. 5.1): "
-                        "eps(0) + s1 (eps(c_im) - eps(0)) + s2 (eps(c_im, c_s) - eps(c_im)) + s3 (eps(all) - "
-                        "eps(c_im, c_s)); all branches in one batch. With a mask, mask-guided editing (5.2.4). "
-                        "Run it with core's SamplerCustomAdvanced (official: uni_pc, 20 steps)." + thesis,
-            inputs=[
-                io.Model.Input("model", tooltip="The MCDM from 'Load MCDM'."),
-                io.Conditioning.Input("positive", tooltip="'positive' of 'Portrait Editing Conditioning'."),
-                io.Conditioning.Input("image_condition", tooltip="'image_condition' ({c_s, c_im})."),
-                io.Conditioning.Input("embedding_condition", tooltip="'embedding_condition' ({c_im})."),
-                io.Conditioning.Input("negative", tooltip="'negative' (no condition)."),
-                io.Float.Input("s1", default=s1, min=0.0, max=30.0, step=0.1,
-                               tooltip=f"Image-embedding scale (demo {s1:g}, thesis {t1:g})."),
-                io.Float.Input("s2", default=s2, min=0.0, max=30.0, step=0.1,
-                               tooltip=f"Spatial-input scale (demo {s2:g}, thesis {t2:g})."),
-                io.Float.Input("s3", default=s3, min=0.0, max=30.0, step=0.1,
-                               tooltip=f"Text scale (demo {s3:g}, thesis {t3:g})."),
-                io.Conditioning.Input("reconstruction", optional=True,
-                                      tooltip="'reconstruction' ({c_s, c_im, c_pa}), for mask mode 'noise'."),
-                *_mask_inputs(),
-            ],
-            outputs=[io.Guider.Output(display_name="guider", tooltip="For core's SamplerCustomAdvanced.")],
+        return _guider_schema(
+            "RecomposePortraitGuider", "Multi-Condition Guider (MCDM, eq. 5.1)",
+            "Classifier-free guidance nested over MCDM's three signals (thesis eq. 5.1): "
+            "eps(0) + s1 (eps(c_im) - eps(0)) + s2 (eps(c_im, c_s) - eps(c_im)) + s3 (eps(all) - "
+            "eps(c_im, c_s)); all branches in one batch. With a mask, mask-guided editing (5.2.4). "
+            "Run it with core's SamplerCustomAdvanced (official: uni_pc, 20 steps)." + thesis,
+            "The MCDM from 'Load MCDM'.",
+            {"positive": "'positive' of 'Portrait Editing Conditioning'.",
+             "image_condition": "'image_condition' ({c_s, c_im}).",
+             "embedding_condition": "'embedding_condition' ({c_im}).",
+             "negative": "'negative' (no condition)."},
+            [_scale("s1", s1, f"Image-embedding scale (demo {s1:g}, thesis {t1:g}).", 30.0, 0.1),
+             _scale("s2", s2, f"Spatial-input scale (demo {s2:g}, thesis {t2:g}).", 30.0, 0.1),
+             _scale("s3", s3, f"Text scale (demo {s3:g}, thesis {t3:g}).", 30.0, 0.1),
+             io.Conditioning.Input("reconstruction", optional=True,
+                                   tooltip="'reconstruction' ({c_s, c_im, c_pa}), for mask mode 'noise'."),
+             *_mask_inputs()],
         )
 
     @classmethod
@@ -245,23 +257,17 @@ class RecomposePortraitGuider(io.ComfyNode):
 class RecomposeMaskGuidedGuider(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="RecomposeMaskGuidedGuider",
-            display_name="Mask-Guided Guider (any model)",
-            category=CATEGORY,
-            description="Mask-guided editing over any native model (thesis 5.2.4): CFG with the target and with "
-                        "the reconstruction prompt, combined as eps(target) * M + eps(reconstruction) * (1 - M), "
-                        "or the official latent form. All branches in one batch.",
-            inputs=[
-                io.Model.Input("model", tooltip="Any native diffusion model (SD1.5, SDXL, MCDM...)."),
-                io.Conditioning.Input("positive", tooltip="Target prompt p_b."),
-                io.Conditioning.Input("reconstruction", tooltip="Source / reconstruction prompt p_a."),
-                io.Conditioning.Input("negative", tooltip="Negative prompt."),
-                io.Float.Input("cfg", default=7.5, min=0.0, max=100.0, step=0.1, tooltip="CFG scale per prompt."),
-                io.Mask.Input("mask", tooltip="Editing mask (1 = may change)."),
-                io.Combo.Input("mask_mode", options=MASK_MODES, default="noise (thesis)", tooltip=MASK_MODE_TOOLTIP),
-            ],
-            outputs=[io.Guider.Output(display_name="guider", tooltip="For core's SamplerCustomAdvanced.")],
+        return _guider_schema(
+            "RecomposeMaskGuidedGuider", "Mask-Guided Guider (any model)",
+            "Mask-guided editing over any native model (thesis 5.2.4): CFG with the target and with "
+            "the reconstruction prompt, combined as eps(target) * M + eps(reconstruction) * (1 - M), "
+            "or the official latent form. All branches in one batch.",
+            "Any native diffusion model (SD1.5, SDXL, MCDM...).",
+            {"positive": "Target prompt p_b.", "reconstruction": "Source / reconstruction prompt p_a.",
+             "negative": "Negative prompt."},
+            [_cfg_input(7.5, "CFG scale per prompt."),
+             io.Mask.Input("mask", tooltip="Editing mask (1 = may change)."),
+             io.Combo.Input("mask_mode", options=MASK_MODES, default="noise (thesis)", tooltip=MASK_MODE_TOOLTIP)],
         )
 
     @classmethod
@@ -392,31 +398,22 @@ class RecomposePairGuider(io.ComfyNode):
     def define_schema(cls):
         from ..pipelines.portrait_edit import pairs
 
-        return io.Schema(
-            node_id="RecomposePairGuider",
-            display_name="Paired-Data Guider (eq. 5.2)",
-            category=CATEGORY,
-            description="Denoises a side-by-side canvas [x_A | x_B] once (thesis eq. 5.2): s'_d eps~(p) + "
-                        "s'_a M'_a eps~(p_a) + s'_b M'_b eps~(p_b), M'_a / M'_b the left / right halves, each eps~ "
-                        "CFG-guided; all branches in one batch. Poses come through the conditionings (core's "
-                        "ControlNet Apply with an OpenPose ControlNet on a [pose | pose] canvas).",
-            inputs=[
-                io.Model.Input("model", tooltip="A native SD1.5 model (RealisticVision in the thesis)."),
-                io.Conditioning.Input("shared", tooltip="p: 'the same [X] on the left and right'."),
-                io.Conditioning.Input("source", tooltip="p_a: 'a [X], [Y]' (left half)."),
-                io.Conditioning.Input("target", tooltip="p_b: 'a [X], [Z]' (right half)."),
-                io.Conditioning.Input("negative", tooltip="Negative prompt of the CFG of each prediction."),
-                io.Float.Input("cfg", default=pairs.GUIDANCE_SCALE, min=0.0, max=100.0, step=0.1,
-                               tooltip=f"CFG scale of each prediction ({pairs.GUIDANCE_SCALE} in the thesis)."),
-                io.Float.Input("s_d", default=pairs.SHARED_SCALE, min=0.0, max=2.0, step=0.01,
-                               tooltip=f"s'_d, weight of the shared prompt ({pairs.SHARED_SCALE} in the thesis)."),
-                io.Float.Input("s_a", default=pairs.SIDE_SCALE, min=0.0, max=2.0, step=0.01,
-                               tooltip=f"s'_a, weight of p_a on the left ({pairs.SIDE_SCALE})."),
-                io.Float.Input("s_b", default=pairs.SIDE_SCALE, min=0.0, max=2.0, step=0.01,
-                               tooltip=f"s'_b, weight of p_b on the right ({pairs.SIDE_SCALE})."),
-            ],
-            outputs=[io.Guider.Output(display_name="guider", tooltip="For core's SamplerCustomAdvanced on a "
-                                                                     "latent twice as wide as high.")],
+        return _guider_schema(
+            "RecomposePairGuider", "Paired-Data Guider (eq. 5.2)",
+            "Denoises a side-by-side canvas [x_A | x_B] once (thesis eq. 5.2): s'_d eps~(p) + "
+            "s'_a M'_a eps~(p_a) + s'_b M'_b eps~(p_b), M'_a / M'_b the left / right halves, each eps~ "
+            "CFG-guided; all branches in one batch. Poses come through the conditionings (core's "
+            "ControlNet Apply with an OpenPose ControlNet on a [pose | pose] canvas).",
+            "A native SD1.5 model (RealisticVision in the thesis).",
+            {"shared": "p: 'the same [X] on the left and right'.", "source": "p_a: 'a [X], [Y]' (left half).",
+             "target": "p_b: 'a [X], [Z]' (right half).",
+             "negative": "Negative prompt of the CFG of each prediction."},
+            [_cfg_input(pairs.GUIDANCE_SCALE, f"CFG scale of each prediction ({pairs.GUIDANCE_SCALE} in the thesis)."),
+             _scale("s_d", pairs.SHARED_SCALE, f"s'_d, weight of the shared prompt ({pairs.SHARED_SCALE} in the "
+                                               "thesis).", 2.0, 0.01),
+             _scale("s_a", pairs.SIDE_SCALE, f"s'_a, weight of p_a on the left ({pairs.SIDE_SCALE}).", 2.0, 0.01),
+             _scale("s_b", pairs.SIDE_SCALE, f"s'_b, weight of p_b on the right ({pairs.SIDE_SCALE}).", 2.0, 0.01)],
+            "For core's SamplerCustomAdvanced on a latent twice as wide as high.",
         )
 
     @classmethod

@@ -4,6 +4,7 @@ canvas the shared prompt p, so identity and layout agree across the pair."""
 import torch
 
 from ..common.errors import InputError
+from .guidance import cfg
 
 SHARED_SCALE = 0.1  # s'_d
 SIDE_SCALE = 0.9  # s'_a = s'_b
@@ -42,6 +43,13 @@ def paired_guidance(shared, source, target, s_d=SHARED_SCALE, s_a=SIDE_SCALE, s_
     With s'_d + s'_a = s'_d + s'_b = 1 it is affine per pixel, so it holds for eps and x0 predictions alike."""
     m_a, m_b = side_masks(shared)
     return s_d * shared + s_a * m_a * source + s_b * m_b * target
+
+
+def guided_pair_prediction(negative, shared, source, target, cfg_scale=GUIDANCE_SCALE, s_d=SHARED_SCALE,
+                           s_a=SIDE_SCALE, s_b=SIDE_SCALE):
+    """Eq. 5.2 over raw predictions: each prompt's prediction CFG-guided against ``negative``, then combined."""
+    guided = [cfg(negative, cond, cfg_scale) for cond in (shared, source, target)]
+    return paired_guidance(*guided, s_d, s_a, s_b)
 
 
 def split_canvas(images: torch.Tensor) -> tuple:

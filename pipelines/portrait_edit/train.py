@@ -168,6 +168,21 @@ def resume(out_dir: str, model: MCDMTrainable, optimizer) -> int:
     return step
 
 
+def rank_streams(seed: int, start: int, rank: int, device) -> tuple:
+    """(batch rng, noise generator) of one process: each process, and each resumed run, draws its own batches."""
+    return random.Random(f"{seed}-{start}-{rank}"), torch.Generator(device=device).manual_seed(
+        seed + start + 1000 * rank)
+
+
+def draw_batch(encoders: Encoders, records: list, data_dir: str, rng: random.Random, batch_size: int, device):
+    """One batch's target latents and conditions: pairs (5% identity pairs) and condition drops drawn from rng."""
+    picks = [training_pair(rng.choice(records), rng) for _ in range(batch_size)]
+    sources = torch.stack([load_image(data_dir, s) for s, _, _ in picks]).to(device)
+    targets = torch.stack([load_image(data_dir, t) for _, t, _ in picks]).to(device)
+    drops = [condition_drops(rng) for _ in picks]
+    return conditions(encoders, sources, targets, [p for _, _, p in picks], drops)
+
+
 def train(model: MCDMTrainable, encoders: Encoders, scheduler, data_dir: str, out_dir: str, steps: int,
           lr: float = LEARNING_RATE, batch_size: int = BATCH_SIZE, save_every: int = 1000, seed: int = 0,
           accelerator=None, progress: Progress = None) -> list:
@@ -176,21 +191,15 @@ def train(model: MCDMTrainable, encoders: Encoders, scheduler, data_dir: str, ou
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     start = resume(out_dir, model, optimizer)
     progress = progress or no_progress(max(steps - start, 1))
-    rank = accelerator.process_index if accelerator is not None else 0
-    rng = random.Random(f"{seed}-{start}-{rank}")  # each process (and each resumed run) draws its own batches
     wrapped = model
     if accelerator is not None:
-        wrapped, optimizer = accelerator.prepare(model, optimizer)
+        wrapped, optimizer = accelerator.prepare(model, optimizer)  # DDP: the wrapped module all-reduces gradients
     device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed + start + 1000 * rank)
+    rng, generator = rank_streams(seed, start, accelerator.process_index if accelerator is not None else 0, device)
     losses = []
     main = accelerator is None or accelerator.is_main_process
     for step in range(start + 1, steps + 1):
-        picks = [training_pair(rng.choice(records), rng) for _ in range(batch_size)]
-        sources = torch.stack([load_image(data_dir, s) for s, _, _ in picks]).to(device)
-        targets = torch.stack([load_image(data_dir, t) for _, t, _ in picks]).to(device)
-        drops = [condition_drops(rng) for _ in picks]
-        batch = conditions(encoders, sources, targets, [p for _, _, p in picks], drops)
+        batch = draw_batch(encoders, records, data_dir, rng, batch_size, device)
         loss = mcdm_loss(wrapped, scheduler, *batch, generator=generator)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss) if accelerator is not None else loss.backward()
@@ -207,24 +216,17 @@ def train(model: MCDMTrainable, encoders: Encoders, scheduler, data_dir: str, ou
 def load_parts(base_dir: str, clip_dir: str, device, dtype=torch.float32):
     """From a diffusers SD1.5 folder and a transformers CLIP ViT-B/32 folder: (trainable model, encoders,
     training noise scheduler)."""
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModel
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPVisionModel
 
     from ..common.clip import ClipPreprocess
+    from .base import load_text_encoder, load_vae
 
     unet = widen_conv_in(UNet2DConditionModel.from_pretrained(base_dir, subfolder="unet")).to(device)
-    vae = AutoencoderKL.from_pretrained(base_dir, subfolder="vae").to(device, dtype).eval()
-    tokenizer = CLIPTokenizer.from_pretrained(base_dir, subfolder="tokenizer")
-    text_encoder = CLIPTextModel.from_pretrained(base_dir, subfolder="text_encoder").to(device, dtype).eval()
-    vision = CLIPVisionModel.from_pretrained(clip_dir).to(device, dtype).eval()
+    vae = load_vae(base_dir, device, dtype)
+    text = load_text_encoder(base_dir, device, dtype)
+    vision = CLIPVisionModel.from_pretrained(clip_dir).to(device, dtype).eval().requires_grad_(False)
     preprocess = ClipPreprocess.from_folder(clip_dir, vision.config.image_size)
-    for frozen in (vae, text_encoder, vision):
-        frozen.requires_grad_(False)
-
-    def text(prompts):
-        ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                        return_tensors="pt").input_ids.to(device)
-        return text_encoder(ids)[0].float()
 
     def clip(images):
         return vision(pixel_values=preprocess(images).to(dtype)).last_hidden_state.float()

@@ -75,3 +75,17 @@ def selfie_finetune_rank(accelerator, steps, lr, batch_size, out_dir) -> None:
     finetune_unet(pipe.unet, pipe.vae, pipe.scheduler, pipe.encode_selfies, make_capture(), steps=steps, lr=lr,
                   batch_size=batch_size, accelerator=accelerator)
     torch.save(pipe.unet.state_dict(), f"{out_dir}/rank{accelerator.process_index}.pt")
+
+
+def portrait_train_rank(accelerator, start_path, data_dir, steps, lr, batch_size, out_dir) -> None:
+    """One rank of the MCDM trainer on the tiny UNet with stand-in encoders; writes its weights."""
+    from diffusers import DDPMScheduler
+
+    from pipelines.portrait_edit.train import train
+    from tests.unit.test_portrait_train import _stub_encoders, tiny_mcdm
+
+    model = tiny_mcdm()
+    model.load_state_dict(torch.load(start_path, weights_only=True))
+    train(model, _stub_encoders(), DDPMScheduler(num_train_timesteps=1000), str(data_dir), f"{out_dir}/ckpt", steps,
+          lr, batch_size, save_every=steps, accelerator=accelerator)
+    torch.save(model.state_dict(), f"{out_dir}/rank{accelerator.process_index}.pt")

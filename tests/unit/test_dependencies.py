@@ -23,6 +23,7 @@ COMFYUI_PROVIDES = {
     "yaml": "pyyaml",
     "av": "av",                  # video reading (ComfyUI's own video nodes need it)
     "kornia": "kornia",
+    "tqdm": "tqdm",              # progress bars of the CLIs
 }
 COMFYUI_MODULES = {"comfy", "comfy_api", "comfy_extras", "comfy_execution", "folder_paths", "node_helpers",
                    "nodes", "server", "latent_preview"}  # the ComfyUI tree itself, not packages

@@ -46,3 +46,15 @@ def test_split_canvas_halves():
     assert torch.equal(left, canvas[:, :, :4]) and torch.equal(right, canvas[:, :, 4:])
     with pytest.raises(InputError, match="odd"):
         pairs.split_canvas(torch.zeros(1, 4, 7, 3))
+
+
+def test_guided_pair_prediction_is_cfg_per_prompt_then_eq_5_2():
+    negative, shared = torch.full((1, 4, 2, 4), 1.0), torch.full((1, 4, 2, 4), 2.0)
+    source, target = torch.full((1, 4, 2, 4), 3.0), torch.full((1, 4, 2, 4), 5.0)
+    out = pairs.guided_pair_prediction(negative, shared, source, target)
+    # CFG 7.5: shared 1 + 7.5 = 8.5, source 1 + 15 = 16, target 1 + 30 = 31
+    torch.testing.assert_close(out[..., :2], torch.full((1, 4, 2, 2), 0.1 * 8.5 + 0.9 * 16))
+    torch.testing.assert_close(out[..., 2:], torch.full((1, 4, 2, 2), 0.1 * 8.5 + 0.9 * 31))
+    out = pairs.guided_pair_prediction(negative, shared, source, target, 2.0, 1.0, 0.0, 0.5)
+    torch.testing.assert_close(out[..., :2], torch.full((1, 4, 2, 2), 3.0))  # 1 + 2 * 1
+    torch.testing.assert_close(out[..., 2:], torch.full((1, 4, 2, 2), 3.0 + 0.5 * 9))

@@ -52,6 +52,10 @@ def _tiny_unet():
                                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=8)
 
 
+def tiny_mcdm():
+    return train.MCDMTrainable(train.widen_conv_in(_tiny_unet()), EmbeddingAdapter())
+
+
 def test_widened_conv_in_keeps_the_pretrained_channels_and_zeroes_the_new():
     unet = _tiny_unet()
     old = unet.conv_in
@@ -85,13 +89,12 @@ def _stub_encoders():
     return train.Encoders(text, clip, vae)
 
 
-@pytest.fixture
-def data_dir(tmp_path):
+def write_pair_folder(root):
+    """Two pairs of example photos, 64x64, in the official layout."""
     from PIL import Image
 
     from scripts.harness.examples import EXAMPLES
 
-    root = tmp_path / "data"
     (root / "train" / "condition").mkdir(parents=True)
     (root / "train" / "gt").mkdir()
     lines = []
@@ -103,6 +106,11 @@ def data_dir(tmp_path):
                                  "prompt": "a man, santa claus costume", "source_prompt": "a man"}))
     (root / "train" / "prompt.json").write_text("\n".join(lines) + "\n")
     return root
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    return write_pair_folder(tmp_path / "data")
 
 
 def _eval_loss(model, encoders, scheduler, data_dir):
@@ -117,7 +125,7 @@ def _eval_loss(model, encoders, scheduler, data_dir):
 def test_a_short_run_lowers_the_loss_writes_loader_files_and_resumes(data_dir, tmp_path, one_thread):
     from diffusers import DDPMScheduler
 
-    model = train.MCDMTrainable(train.widen_conv_in(_tiny_unet()), EmbeddingAdapter())
+    model = tiny_mcdm()
     encoders, scheduler = _stub_encoders(), DDPMScheduler(num_train_timesteps=1000)
     out = tmp_path / "out"
     before = _eval_loss(model, encoders, scheduler, data_dir)
@@ -133,7 +141,7 @@ def test_a_short_run_lowers_the_loss_writes_loader_files_and_resumes(data_dir, t
     assert read_unet(str(folder / "unet.pth"))["conv_in.weight"].shape[1] == 8  # what the MCDM loader reads
     torch.testing.assert_close(load_adapter(str(folder / "adapter.pth")).linear1.weight, model.adapter.linear1.weight)
 
-    resumed = train.MCDMTrainable(train.widen_conv_in(_tiny_unet()), EmbeddingAdapter())
+    resumed = tiny_mcdm()
     more = train.train(resumed, encoders, scheduler, str(data_dir), str(out), steps=32, lr=1e-3, batch_size=2)
     assert len(more) == 2 and (out / "checkpoint-32").is_dir()
     torch.testing.assert_close(_eval_loss(resumed, encoders, scheduler, data_dir), after, rtol=0.3, atol=0.05)
