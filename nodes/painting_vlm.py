@@ -23,7 +23,7 @@ def llm_roots() -> list[str]:
 
 
 def vlm_folders() -> list[str]:
-    """Sub-folders (relative, '/'-separated) holding a config.json."""
+    """Sub-folders (relative, '/'-separated) holding a config.json, not counting those inside another one."""
     found = set()
     for root in llm_roots():
         if not os.path.isdir(root):
@@ -32,6 +32,7 @@ def vlm_folders() -> list[str]:
             dirs[:] = [d for d in dirs if stays_inside(root, os.path.join(here, d))]  # links out are refused
             if "config.json" in files and os.path.abspath(here) != os.path.abspath(root):
                 found.add(os.path.relpath(here, root).replace(os.sep, "/"))
+                dirs[:] = []  # a model's sub-folders (its vision tower, its projector) are parts, not models
     return sorted(found) or [NO_MODEL]
 
 

@@ -1,26 +1,15 @@
 """The Fit Check adapter nodes: Prepend References takes exactly one front and one back image."""
 import importlib
-import importlib.util
-import sys
 
 import pytest
 import torch
 
-from scripts.harness.server import COMFY_DIR, REPO
+from scripts.harness.inprocess import import_pack
 
 
 @pytest.fixture(scope="module")
 def fitcheck_nodes():
-    sys.path.insert(0, str(COMFY_DIR))
-    from comfy.cli_args import args
-
-    args.cpu = True  # as the server's --cpu; model_management reads it on import
-    if "recompose_pack" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("recompose_pack", REPO / "__init__.py",
-                                                      submodule_search_locations=[str(REPO)])
-        pack = importlib.util.module_from_spec(spec)
-        sys.modules["recompose_pack"] = pack
-        spec.loader.exec_module(pack)
+    import_pack()
     return importlib.import_module("recompose_pack.nodes.fitcheck")
 
 

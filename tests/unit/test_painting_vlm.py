@@ -1,12 +1,22 @@
 """VLM text instruction generator (thesis 6.2.2 / 6.5.2): answer cleaning, the side-by-side
 input, folder errors, and an end-to-end run on a tiny random LLaVA built offline."""
+import importlib
+
 import pytest
 import torch
 
 from pipelines.common import CheckpointFormatError, InputError
 from pipelines.inverse_painting.interfaces import InstructionGenerator
-from pipelines.inverse_painting.vlm import (FALLBACK_INSTRUCTION, QUESTION_PROMPT, VLMInstructions, clean_answer,
-                                            load_vlm, load_vlm_instructions, side_by_side)
+from pipelines.inverse_painting.vlm import (
+    FALLBACK_INSTRUCTION,
+    QUESTION_PROMPT,
+    VLMInstructions,
+    clean_answer,
+    load_vlm,
+    load_vlm_instructions,
+    side_by_side,
+)
+from scripts.harness.inprocess import import_pack
 
 TINY_WORDS = ["<unk>", "<s>", "</s>", "<pad>", "<image>", "USER:", "ASSISTANT:", "sky", "grass", "details"]
 
@@ -14,8 +24,15 @@ TINY_WORDS = ["<unk>", "<s>", "</s>", "<pad>", "<image>", "USER:", "ASSISTANT:",
 def build_tiny_llava(folder):
     """A random LLaVA (tiny CLIP vision tower + tiny Llama) and its processor, made offline."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast)
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
 
     word_level = Tokenizer(models.WordLevel({w: i for i, w in enumerate(TINY_WORDS)}, unk_token="<unk>"))
     word_level.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
@@ -140,3 +157,14 @@ def test_prompt_uses_chat_template_when_present_else_llava15_format():
     assert build_prompt(with_template) == "templated"
     content = with_template.conversation[0]["content"]
     assert content[0] == {"type": "image"} and content[1]["text"] == QUESTION_PROMPT
+
+
+def test_vlm_list_holds_model_folders_not_their_parts(tmp_path, monkeypatch):
+    import_pack()
+    node = importlib.import_module("recompose_pack.nodes.painting_vlm")
+    for folder in ("TP_llava", "TP_llava/clip-vit-large-patch14-336", "family/llava-1.5-7b-hf"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "config.json").write_text("{}")
+    (tmp_path / "notes").mkdir()
+    monkeypatch.setattr(node, "llm_roots", lambda: [str(tmp_path)])
+    assert node.vlm_folders() == ["TP_llava", "family/llava-1.5-7b-hf"]

@@ -1,14 +1,12 @@
 """MCDM in native ComfyUI: the official-layout weights load strictly as a core MODEL, bad files are explained,
 and the guiders / editing mask compute the chapter-5 formulas inside core's sampling machinery."""
 import importlib
-import importlib.util
-import sys
 
 import pytest
 import torch
 
 from pipelines.portrait_edit.adapter import load_adapter
-from scripts.harness.server import COMFY_DIR, REPO
+from scripts.harness.inprocess import import_pack
 from tests.fixtures.build_portrait import CHECKPOINT_DIR, build
 
 LATENT = 8  # 64x64 images: the tiny UNet runs fast
@@ -21,16 +19,7 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def native():
-    sys.path.insert(0, str(COMFY_DIR))
-    from comfy.cli_args import args
-
-    args.cpu = True  # as the server's --cpu; model_management reads it on import
-    if "recompose_pack" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("recompose_pack", REPO / "__init__.py",
-                                                      submodule_search_locations=[str(REPO)])
-        pack = importlib.util.module_from_spec(spec)
-        sys.modules["recompose_pack"] = pack
-        spec.loader.exec_module(pack)
+    import_pack()
     return importlib.import_module("recompose_pack.nodes._portrait_native")
 
 
