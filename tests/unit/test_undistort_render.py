@@ -62,3 +62,39 @@ def test_render_samples_the_texture_and_averages_supersamples():
     assert np.allclose(image[:, :3, 0], 1.0) and np.allclose(image[:, 4:, 0], 0.0)
     assert np.allclose(image[:, 3, 0], 0.5) and np.allclose(image[:, 4, 0], 0.0)
     assert np.allclose(image[..., 1:], 0.0)
+
+
+def test_a_rendered_near_face_is_corrected_towards_the_far_render_and_refinement_helps():
+    # The bench's render truth on one case: the 0.25 m render, corrected as in normal use, against the 3 m one.
+    import torch
+    from skimage import data
+
+    from pipelines.undistort import UndistortSettings, undistort_faces
+    from pipelines.undistort.geometry import focal_from_fov
+    from pipelines.undistort.landmarks import FaceMeshDetector
+    from pipelines.undistort.render import face_mesh_from_photo, near_and_far
+
+    detector = FaceMeshDetector()
+
+    def landmarks(image):
+        faces = detector.detect((np.clip(image, 0, 1) * 255).round().astype(np.uint8))
+        assert len(faces) == 1
+        return faces[0].points[:, :2]
+
+    photo = data.astronaut().astype(np.float32) / 255
+    mesh = face_mesh_from_photo(detector.detect(data.astronaut())[0].points, photo)
+    near, far = near_and_far(mesh, 0.25, focal_from_fov(70, 512, 512), (512, 512), 3.0)
+    on_far = landmarks(far)
+
+    def error(image):
+        return float(np.linalg.norm(landmarks(image) - on_far, axis=1).mean())
+
+    errors = {}
+    for refine in (False, True):
+        settings = UndistortSettings(fov_deg=70, far_m=3.0, refine_depth=refine)
+        errors[refine] = error(undistort_faces(torch.from_numpy(near)[None], settings, detector=detector)
+                               .images[0].numpy())
+    before = error(near)
+    assert before > 3.0
+    assert errors[True] < 1.5 and errors[True] < before / 2.5
+    assert errors[True] < 0.7 * errors[False]  # the face mesh's near-camera depths under-correct the chin
