@@ -35,15 +35,21 @@ def _yaw(deg: float) -> np.ndarray:
     return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
 
 
+def place(face_m: np.ndarray, distance_m: float, yaw_deg: float = 0.0, offset_m: tuple = (0.0, 0.0)) -> tuple:
+    """Camera-space points [N, 3] of the face turned by ``yaw_deg`` about its pivot and put ``distance_m``
+    in front of the camera (plus an x/y offset), and the eyes' depth."""
+    pivot = np.array([0.0, 0.0, HEAD_PIVOT_M])
+    world = (face_m - pivot) @ _yaw(yaw_deg).T + pivot + np.array([offset_m[0], offset_m[1], distance_m])
+    right, left = eye_centers(world)
+    return world, float((right[2] + left[2]) / 2.0)
+
+
 def view(face_m: np.ndarray, distance_m: float, focal_px: float, size: tuple, far_m: float = 3.0,
          yaw_deg: float = 0.0, offset_m: tuple = (0.0, 0.0)) -> SyntheticView:
     """Project ``face_m`` placed ``distance_m`` in front of the camera (plus an x/y offset)."""
     width, height = size
     c = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
-    pivot = np.array([0.0, 0.0, HEAD_PIVOT_M])
-    world = (face_m - pivot) @ _yaw(yaw_deg).T + pivot + np.array([offset_m[0], offset_m[1], distance_m])
-    right, left = eye_centers(world)
-    d_eye = (right[2] + left[2]) / 2.0
+    world, d_eye = place(face_m, distance_m, yaw_deg, offset_m)
     near_xy = c + focal_px * world[:, :2] / world[:, 2:3]
     z_px = (world[:, 2] - d_eye) * focal_px / d_eye  # mediapipe-like relative depth in pixels
     k = far_m / d_eye

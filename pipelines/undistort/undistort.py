@@ -4,7 +4,7 @@ Per image: face-mesh landmarks (mediapipe, or given) -> near camera from a field
 or a user distance with the interocular prior -> dense depth ratio (mesh interpolation,
 or a given depth map fitted to the mesh) -> re-projection from the near camera to one
 ``far_m`` away with the focal length scaled by distance (thesis eq. 3.3) -> one dense
-backward warp (kornia remap). This is a geometric stand-in for the thesis' learned
+backward warp (grid_sample). This is a geometric stand-in for the thesis' learned
 corrector (a facevid2vid network fine-tuned on EG3D renders, see learned.py): it moves
 pixels, it cannot reveal what the near camera did not see (e.g. the ears).
 """
@@ -18,11 +18,12 @@ from ..common.errors import InputError
 from ..common.progress import Progress, no_progress
 from .depth import face_polygon_mask, landmark_rho, rho_field_from_depth, rho_field_from_landmarks
 from .geometry import DEFAULT_FAR_M, DEFAULT_FOV_DEG, near_camera
-from .landmarks import MIN_FACE_PX, interocular_px, pick_face
-from .warp import backward_map_from_rho, forward_points, identity_map, remap, smooth_folds
+from .landmarks import MIN_FACE_PX, eye_centers, interocular_px, pick_face
+from .warp import coarse_sources, forward_points, identity_map, remap, smooth_folds, upsample_sources
 
 
-SOLVE_SIDE = 128
+SOLVE_SIDE = 128  # the warp is solved on a grid of about this many blocks along the long side
+FOLD_RADIUS_PX = 3  # half-width of the displacement blur around a fold, in output pixels
 # det J of the backward map outside [MIN, MAX]: a fold-over (<= 0), a streak (one source pixel smeared
 # over more than 1 / MIN output pixels) or a tear (neighbouring output pixels sampling far-apart sources).
 MIN_JACOBIAN_DET = 0.05
@@ -39,6 +40,7 @@ class UndistortSettings:
     on_no_face: str = "error"  # or "pass_through"
     falloff: float = 0.35  # fade width outside the face, in face widths
     depth_is_disparity: bool = True
+    refine_depth: bool = False  # detected faces: re-read the mesh depths on a first correction (refine_depth)
 
 
 @dataclass
@@ -75,11 +77,32 @@ def correct_one(image_bchw: torch.Tensor, points: Optional[np.ndarray], settings
                 depth: Optional[np.ndarray] = None, depth_mask: Optional[np.ndarray] = None):
     """Undistort one image [1, C, H, W]; returns (image, map [H,W,2], mask [H,W], FaceCorrection)."""
     _, _, height, width = image_bchw.shape
+    warp = plan_warp(points, settings, height, width, depth, depth_mask)
+    if isinstance(warp, str):
+        return _pass_through(image_bchw, warp)
+    camera, k, sampling_map, rho, warp_note = warp
+    src_mask = face_polygon_mask(points, height, width) if points is not None else (
+        depth_mask if depth_mask is not None else np.zeros((height, width), np.float32))
+    # the face mask rides along as a 4th channel: one resampling pass for both
+    mask_b1hw = torch.from_numpy(np.asarray(src_mask, np.float32))[None, None].to(image_bchw.dtype)
+    warped = remap(torch.cat([image_bchw, mask_b1hw], dim=1), sampling_map)
+    corrected, out_mask = warped[:, :-1], warped[0, -1]
+    # grid_sample's normalisation is not bit-exact for an identity map; keep untouched pixels exact.
+    untouched = (sampling_map == identity_map(height, width)).all(dim=-1)
+    corrected = torch.where(untouched, image_bchw, corrected)
+    moved = forward_points(points[:, :2], rho, camera.center, k, height, width) if points is not None else None
+    note = "; ".join(n for n in (camera.note, warp_note) if n)
+    info = FaceCorrection(True, camera.distance_m, camera.focal_px, k, points, moved, note)
+    return corrected, sampling_map, out_mask.clamp(0, 1), info
+
+
+def plan_warp(points: Optional[np.ndarray], settings: UndistortSettings, height: int, width: int,
+              depth: Optional[np.ndarray] = None, depth_mask: Optional[np.ndarray] = None):
+    """(near camera, k, sampling map, rho used, note) for one image, or why it passes through (a str)."""
     if points is None and depth is None:
-        return _pass_through(image_bchw, "no face found; passed through unchanged")
+        return "no face found; passed through unchanged"
     if points is not None and np.ptp(points[:, 0]) < MIN_FACE_PX:
-        return _pass_through(image_bchw, f"face narrower than {MIN_FACE_PX} px; perspective change is "
-                                         "sub-pixel, passed through unchanged")
+        return f"face narrower than {MIN_FACE_PX} px; perspective change is sub-pixel, passed through unchanged"
     if points is not None:
         camera = near_camera(interocular_px(points), width, height, settings.distance_m, settings.fov_deg)
     else:
@@ -92,8 +115,7 @@ def correct_one(image_bchw: torch.Tensor, points: Optional[np.ndarray], settings
                             settings.distance_m)
     k = camera.ratio_k(settings.far_m)
     if k <= 1.0 + 1e-6:
-        return _pass_through(image_bchw, f"face already at ~{camera.distance_m:.2f} m (>= far distance); "
-                                         "nothing to correct")
+        return f"face already at ~{camera.distance_m:.2f} m (>= far distance); nothing to correct"
     if depth is not None:
         mask = depth_mask if depth_mask is not None else (
             face_polygon_mask(points, height, width) if points is not None else np.ones((height, width)))
@@ -104,18 +126,42 @@ def correct_one(image_bchw: torch.Tensor, points: Optional[np.ndarray], settings
                                        settings.falloff)
     sampling_map, rho, warp_note = fold_free_map(rho, camera.center, k, height, width)
     if sampling_map is None:
-        return _pass_through(image_bchw, warp_note)
-    corrected = remap(image_bchw, sampling_map)
-    # kornia's normalisation is not bit-exact for an identity map; keep untouched pixels exact.
-    untouched = (sampling_map == identity_map(height, width)).all(dim=-1)
-    corrected = torch.where(untouched, image_bchw, corrected)
-    src_mask = face_polygon_mask(points, height, width) if points is not None else (
-        depth_mask if depth_mask is not None else np.zeros((height, width), np.float32))
-    out_mask = remap(torch.from_numpy(np.asarray(src_mask, np.float32))[None, None], sampling_map)[0, 0]
-    moved = forward_points(points[:, :2], rho, camera.center, k, height, width) if points is not None else None
-    note = "; ".join(n for n in (camera.note, warp_note) if n)
-    info = FaceCorrection(True, camera.distance_m, camera.focal_px, k, points, moved, note)
-    return corrected, sampling_map, out_mask.clamp(0, 1), info
+        return warp_note
+    return camera, k, sampling_map, rho, warp_note
+
+
+def refine_depth(image_bchw: torch.Tensor, points: np.ndarray, settings: UndistortSettings, detector) -> np.ndarray:
+    """``points`` with their depths re-read by the face mesh on a first correction of the image.
+
+    The face mesh reads depth from the face's 2D shape as if the camera were far: on a near selfie it
+    puts the chin and jaw too far back (~20 px of z at 0.25 m in bench/undistort.py's renders, whose
+    true depths are known), so a correction from those depths leaves them too small. On the first
+    correction, which looks as if taken from afar, the depths it reads are close to the true ones; the
+    final warp uses them (eyes kept at their depth, positions from the near image). Without a face on
+    the first correction the points are returned unchanged.
+
+    Off by default: it feeds back. When the distance is wrong (a photo from afar taken for a 0.3 m
+    selfie, e.g. skimage's astronaut), the first pass over-corrects, the face mesh then reads an
+    exaggerated depth, and the final warp squashes the face (astronaut at 0.3 m: face height -24 %).
+    """
+    from ..common.images import image_to_uint8
+
+    _, _, height, width = image_bchw.shape
+    warp = plan_warp(points, settings, height, width)
+    if isinstance(warp, str):
+        return points
+    first = remap(image_bchw[:, :3], warp[2])
+    faces = detector.detect(image_to_uint8(first.permute(0, 2, 3, 1))[0])
+    centre = points[:, :2].mean(axis=0)
+    near = [f.points for f in faces if np.linalg.norm(f.points[:, :2].mean(axis=0) - centre) < 0.25 * np.ptp(points[:, 0])]
+    if not near:
+        return points
+    again = min(near, key=lambda p: np.linalg.norm(p[:, :2].mean(axis=0) - centre))
+    right, left = eye_centers(points)
+    right_again, left_again = eye_centers(again)
+    refined = points.copy()
+    refined[:, 2] = again[:, 2] - (right_again[2] + left_again[2]) / 2.0 + (right[2] + left[2]) / 2.0
+    return refined
 
 
 def fold_free_map(rho: np.ndarray, center: tuple, k: float, height: int, width: int):
@@ -125,17 +171,34 @@ def fold_free_map(rho: np.ndarray, center: tuple, k: float, height: int, width: 
     the warp folds over and tears. The displacement is first smoothed just around such pixels; only
     if that is not enough is the whole correction weakened (DAMPING). Returns (map, rho used, note),
     or (None, None, note) when even the weakest damping folds.
+
+    The warp is solved and smoothed on blocks of ~1/SOLVE_SIDE of the long side (det J does not
+    depend on the grid's spacing, so the same bounds hold there) and upsampled once; the full map
+    is checked again, and smoothed at full resolution in the rare case upsampling left a fold.
     """
-    # Solve the warp on blocks of ~1/128 of the long side and upsample (the warp is smooth).
     stride = max(1, max(height, width) // SOLVE_SIDE)
+    radius = max(1, round(FOLD_RADIUS_PX / stride))
     for damping in DAMPING:
-        raw = backward_map_from_rho(rho * damping, center, k, height, width, stride=stride)
-        sampling_map, smoothed = smooth_folds(raw, MIN_JACOBIAN_DET, MAX_JACOBIAN_DET) if min(height, width) > 1 \
-            else (raw, 0)
-        if sampling_map is not None:
-            notes = [f"correction at {damping:.0%}"] * (damping < 1) + [f"smoothed {smoothed} px"] * (smoothed > 0)
-            note = f"{' and '.join(notes)} to keep the warp free of fold-overs" if notes else ""
-            return sampling_map, rho * damping, note
+        coarse = coarse_sources(rho * damping, center, k, height, width, stride)
+        if coarse is None:
+            return identity_map(height, width), rho * damping, ""
+        smoothed = 0
+        if min(coarse.shape[:2]) > 1:
+            # in block units, so that the determinant is that of the full-resolution map
+            coarse, smoothed = smooth_folds(coarse / stride, MIN_JACOBIAN_DET, MAX_JACOBIAN_DET, radius=radius)
+            coarse = None if coarse is None else coarse * stride
+            smoothed *= stride * stride
+        if coarse is None:
+            continue
+        sampling_map = upsample_sources(coarse, stride, height, width)
+        if stride > 1 and min(height, width) > 1:
+            sampling_map, more = smooth_folds(sampling_map, MIN_JACOBIAN_DET, MAX_JACOBIAN_DET)
+            if sampling_map is None:
+                continue
+            smoothed += more
+        notes = [f"correction at {damping:.0%}"] * (damping < 1) + [f"smoothed {smoothed} px"] * (smoothed > 0)
+        note = f"{' and '.join(notes)} to keep the warp free of fold-overs" if notes else ""
+        return sampling_map, rho * damping, note
     return None, None, (f"the warp folds or tears even at {DAMPING[-1]:.0%} strength; passed through unchanged: "
                         "set selfie_distance_m to the true distance")
 
@@ -170,12 +233,14 @@ def undistort_faces(images: torch.Tensor, settings: UndistortSettings = Undistor
         face = pick_face(faces, settings.face_index)
         pts = None if face is None else face.points
         d_i = _depth_for(depth, i, height, width)
+        img = images[i:i + 1, ..., :3].permute(0, 3, 1, 2).float().cpu()
+        if pts is not None and landmarks is None and d_i is None and settings.refine_depth:
+            pts = refine_depth(img, pts, settings, detector)
         if pts is None and d_i is None and settings.on_no_face != "pass_through":
             raise InputError(
                 f"No face found in image {i} of the batch ({width}x{height}). Use a photo with a visible "
                 "face, connect landmarks or a depth map, or set on_no_face to 'pass_through'.")
         m_i = None if depth_mask is None else depth_mask[min(i, depth_mask.shape[0] - 1)].cpu().numpy()
-        img = images[i:i + 1, ..., :3].permute(0, 3, 1, 2).float().cpu()
         out, smap, mask, info = correct_one(img, pts, settings, d_i, m_i)
         outs.append(out)
         maps.append(smap)

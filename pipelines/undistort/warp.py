@@ -1,4 +1,4 @@
-"""Dense backward warps: output pixel -> source pixel, applied with kornia's remap.
+"""Dense backward warps: output pixel -> source pixel, applied with grid_sample (remap).
 
 A flow here is the sampling map itself, float [H, W, 2] in source pixel coordinates
 (x, y): output(q) = input(map(q)). The same map warps masks or other images exactly like
@@ -39,22 +39,43 @@ def backward_map_from_rho(rho_field: np.ndarray, center: tuple, k: float, height
     the identity. ``stride`` > 1 solves at the centres of stride x stride blocks and
     upsamples the displacement (the field is smooth; it saves time on large images).
     """
+    coarse = coarse_sources(rho_field, center, k, height, width, stride)
+    if coarse is None:
+        return identity_map(height, width)
+    return upsample_sources(coarse, stride, height, width)
+
+
+def block_centers(height: int, width: int, stride: int) -> torch.Tensor:
+    """Full-resolution pixel positions [ceil(H / stride), ceil(W / stride), 2] of the stride x stride blocks'
+    centres (the identity map for stride 1)."""
+    return identity_map(-(-height // stride), -(-width // stride)) * stride + (stride - 1) / 2.0
+
+
+def coarse_sources(rho_field: np.ndarray, center: tuple, k: float, height: int, width: int,
+                   stride: int = 1):
+    """Source pixel [h_s, w_s, 2] of every block centre (see backward_map_from_rho), or None where rho is 0
+    everywhere (the identity)."""
     field = torch.from_numpy(np.asarray(rho_field, dtype=np.float32))
     box = _support_box(rho_field, center, k, height, width)
     if box is None:
-        return identity_map(height, width)
-    h_s, w_s = -(-height // stride), -(-width // stride)
+        return None
+    q_all = block_centers(height, width, stride)
     x0, y0, x1, y1 = (box[0] // stride, box[1] // stride, -(-box[2] // stride), -(-box[3] // stride))
-    q = identity_map(y1 - y0, x1 - x0)
-    q = (q + torch.tensor([x0, y0], dtype=torch.float32)) * stride + (stride - 1) / 2.0
-    src = _solve_sources(field, q, center, k, height, width)
-    disp = torch.zeros(h_s, w_s, 2)
-    disp[y0:y1, x0:x1] = src - q
-    if stride > 1:
-        # Upsample by exactly ``stride`` (block centres land on their pixels), then cut to the image: sizing
-        # straight to (height, width) would stretch the blocks when the image is not a multiple of stride.
-        disp = F.interpolate(disp.permute(2, 0, 1)[None], size=(h_s * stride, w_s * stride), mode="bilinear",
-                             align_corners=False)[0].permute(1, 2, 0)[:height, :width]
+    sources = q_all.clone()
+    sources[y0:y1, x0:x1] = _solve_sources(field, q_all[y0:y1, x0:x1], center, k, height, width)
+    return sources
+
+
+def upsample_sources(coarse: torch.Tensor, stride: int, height: int, width: int) -> torch.Tensor:
+    """Full-resolution sampling map [H, W, 2] from block-centre sources: the displacement is upsampled."""
+    if stride == 1:
+        return coarse
+    disp = coarse - block_centers(height, width, stride)
+    h_s, w_s = disp.shape[:2]
+    # Upsample by exactly ``stride`` (block centres land on their pixels), then cut to the image: sizing
+    # straight to (height, width) would stretch the blocks when the image is not a multiple of stride.
+    disp = F.interpolate(disp.permute(2, 0, 1)[None], size=(h_s * stride, w_s * stride), mode="bilinear",
+                         align_corners=False)[0].permute(1, 2, 0)[:height, :width]
     return identity_map(height, width) + disp
 
 
@@ -183,18 +204,18 @@ def invert_map_at(sampling_map: torch.Tensor, points_xy: np.ndarray, steps: int 
 
 
 def remap(images_bchw: torch.Tensor, sampling_map: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """Warp [B, C, H, W] with a sampling map [H, W, 2] or [B, H, W, 2] (kornia; borders replicated).
+    """Warp [B, C, H, W] with a sampling map [H, W, 2] or [B, H, W, 2] (borders replicated).
 
-    kornia normalises pixel maps with the align_corners=True convention, so that flag keeps
-    an identity map exact.
+    Pixel x maps to grid_sample's 2 x / (W - 1) - 1 (the align_corners=True convention, as kornia's
+    remap), so pixel centres land on pixel centres and an identity map is exact up to rounding.
     """
-    from kornia.geometry.transform import remap as kornia_remap
-
-    b = images_bchw.shape[0]
+    b, _, height, width = images_bchw.shape
     m = sampling_map if sampling_map.ndim == 4 else sampling_map[None]
-    m = m.to(images_bchw.device, images_bchw.dtype).expand(b, *m.shape[1:]) if m.shape[0] == 1 else m.to(
-        images_bchw.device, images_bchw.dtype)
-    return kornia_remap(images_bchw, m[..., 0], m[..., 1], mode=mode, padding_mode="border", align_corners=True)
+    m = m.to(images_bchw.device, images_bchw.dtype)
+    scale = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], dtype=m.dtype, device=m.device)
+    grid = m * scale - 1.0
+    grid = grid.expand(b, *grid.shape[1:]) if grid.shape[0] == 1 else grid
+    return F.grid_sample(images_bchw, grid, mode=mode, padding_mode="border", align_corners=True)
 
 
 def apply_flow(x_bchw: torch.Tensor, sampling_maps: torch.Tensor, what: str) -> torch.Tensor:
