@@ -59,11 +59,14 @@ def _features(traj: Trajectory, fps: float, smooth_s: float = SMOOTH_S) -> tuple
     times VELOCITY_S; low-passed then resampled (IMU yaw jitters; the database's does not: smoothing both
     compares their shapes)."""
     sigma = smooth_s * traj.fps
+    # Relative to the first recorded sample, before smoothing: a smoothed first sample already
+    # holds part of a turn that starts at once, and every later sample would be off by it (a
+    # database clip starting mid-turn against a recording that starts standing).
+    rel = traj.relative()
     # yaw is unwrapped, so smoothing it keeps fast twirls (smoothing cos/sin would not)
-    yaw = gaussian_filter1d(np.unwrap(traj.yaw), sigma, mode="nearest")
-    trans = gaussian_filter1d(traj.translation, sigma, axis=0, mode="nearest")
-    smoothed = Trajectory(yaw, trans, traj.fps)
-    rel = smoothed.resampled(fps).relative()
+    yaw = gaussian_filter1d(np.unwrap(rel.yaw), sigma, mode="nearest")
+    trans = gaussian_filter1d(rel.translation, sigma, axis=0, mode="nearest")
+    rel = Trajectory(yaw, trans, traj.fps).resampled(fps)
     yaw = np.ascontiguousarray(np.stack([np.cos(rel.yaw), np.sin(rel.yaw)], 1))
     velocity = np.gradient(rel.translation, axis=0) * fps
     velocity -= gaussian_filter1d(velocity, DRIFT_S * fps, axis=0, mode="nearest")

@@ -101,6 +101,19 @@ def test_features_smooth_with_a_0_15_s_gaussian_at_10_fps():
     assert len(retrieval._features(Trajectory(np.zeros(91), np.zeros((91, 2)), 30.0), 10.0)[0]) == 31
 
 
+def test_a_clip_turning_from_its_first_frame_keeps_its_whole_turn():
+    # 10 fps: yaw 0 -> -pi over samples 0..9, then -pi. Relative to the recorded first sample
+    # (0), the plateau, more than the smoothing's 6-sample reach after the turn, is -pi: (-1, 0).
+    # Taken from the smoothed first sample (which holds -0.2 rad of the turn) it would be -2.9.
+    yaw = np.concatenate([np.linspace(0, -np.pi, 10), np.full(31, -np.pi)])
+    feats_yaw, _ = retrieval._features(Trajectory(yaw, np.zeros((41, 2)), 10.0), 10.0)
+    # the first sample itself is smoothed: sum_j w_j yaw[j], the samples before it repeat yaw 0
+    w = np.exp(-np.arange(-6, 7) ** 2 / (2 * 1.5**2))
+    first = np.sum(w[7:] / w.sum() * -np.pi * np.arange(1, 7) / 9)  # -0.200 rad
+    assert feats_yaw[0] == pytest.approx([np.cos(first), np.sin(first)], abs=1e-9)
+    assert feats_yaw[16:] == pytest.approx(np.tile([-1.0, 0.0], (25, 1)), abs=1e-9)
+
+
 def test_velocity_drift_of_an_accelerometer_bias_is_not_compared():
     # A constant acceleration error b (bias, a steady gravity leak) integrates into x = b t^2 / 2:
     # velocity b t, a ramp. Gaussians (the 0.15 s smoothing, the 1 s mean) keep a ramp, so
