@@ -142,7 +142,8 @@ class RecomposeRetrieveMotion(io.ComfyNode):
             category=CATEGORY,
             description="Ranks the database motions against a recording by D = DTW(yaw) + alpha * "
                         "DTW(translation) (thesis eq. 4.1; yaw compared on the circle; translation compared as "
-                        "its velocity times 2 s, which phone double integration drifts far less than position; "
+                        "its velocity less its 1 s mean, times 8 s, which phone double integration drifts far less "
+                        "than position; "
                         "DTW in C with lower-bound pruning) and outputs the chosen one's pose sequence.",
             inputs=[
                 MotionDB.Input("motion_db", tooltip="From 'Motion Database'."),

@@ -269,9 +269,13 @@ def columns_to_trajectory(cols: dict, fps: float = 30.0, acceleration_unit: str 
     yaw = np.interp(clock, t, np.unwrap(_yaw_from_rotation(rot)))
     acc = _interp(clock, t, acc_raw)
     acc_world = _interp(clock, t, np.einsum("nij,nj->ni", rot, acc_raw))
-    phone = integrate_translation(acc_world[:, :2], rate, still_samples(acc, yaw, rate))
-    # the phone circles the body at arm's length when the person turns; the database holds the body's path
-    translation = phone - PHONE_ARM_M * np.stack([-np.sin(yaw), np.cos(yaw)], 1)
+    # The phone circles the body at arm's length when the person turns; the database holds the
+    # body's path. The arm's acceleration is taken off before the low-pass: a twirl's centripetal
+    # acceleration (0.3 m x (2 turns/s)^2 = 47 m/s^2) has content above its cut-off, and what the
+    # filter removes from it would otherwise stay in the path as metres of error.
+    lever = PHONE_ARM_M * np.stack([-np.sin(yaw), np.cos(yaw)], 1)
+    lever_acc = np.diff(lever, 2, axis=0, prepend=lever[:1], append=lever[-1:]) * rate**2  # second difference
+    translation = integrate_translation(acc_world[:, :2] - lever_acc, rate, still_samples(acc, yaw, rate))
     t_out = np.arange(int(np.floor(t[-1] * fps + 0.01)) + 1) / fps
     # world (east, north) -> ground-plane (x right, z forward) in the initial heading, by Trajectory.relative
     return Trajectory(np.interp(t_out, clock, yaw), _interp(t_out, clock, translation), fps).relative(), notes

@@ -2,8 +2,8 @@
 
     D_i = DTW(yaw, yaw_i) + alpha * DTW(translation, translation_i),   alpha = 0.1
 
-with translation compared through its velocity (see VELOCITY_S: the IMU's double-integrated
-position drifts; its velocity much less).
+with translation compared through its velocity less its 1 s mean (see VELOCITY_S and DRIFT_S:
+the IMU's double-integrated position drifts; its velocity much less, and slowly).
 
 Yaw is compared on the circle: each sample is embedded as (cos, sin), whose Euclidean
 distance grows monotonically with the wrapped angle difference, so 359 deg and 1 deg are
@@ -29,13 +29,19 @@ SMOOTH_S = 0.15
 # Translation is compared through its velocity (derivative DTW), scaled to the displacement
 # over VELOCITY_S seconds so it stays in metres. Why: a phone's position comes from integrating
 # acceleration twice, and gravity leaking through a 0.3 deg tilt error (0.05 m/s^2, wandering
-# slowly) grows into metres of position drift over a 10 s clip but only ~0.1 m/s of velocity
-# error; measured on IMU-path queries (bench/motion_retrieval.py, seeds 0-1, 60 queries each),
-# translation alone picks the right motion 7 % of the time from positions and 19 % from
-# velocities, and eq. 4.1's total goes from 0.81 to 0.87 (1 s: 0.84, 5 s: 0.86, 10 s: 0.84;
-# picked on those seeds' databases, which the bench's seeds 0-1 share). 2 s weighs a walk's
-# speed (0.2-1 m/s) like the metres it covers in a typical 2-3 s segment.
-VELOCITY_S = 2.0
+# slowly) grows into metres of position drift over a 10 s clip but only ~0.1-0.5 m/s of velocity
+# error. That velocity error still wanders over seconds (an accelerometer bias makes it a ramp),
+# so the velocity's local mean (a Gaussian of DRIFT_S) is subtracted, on both sides alike: what
+# is compared is how the velocity changes over about a second (starts, stops, side steps, the
+# path bending), which the drift barely touches; a ramp loses nothing but its edges.
+# Measured on IMU-path queries of seeds 10-11 (300 queries each, not the bench's seeds 0-4):
+# translation alone picks the right motion 23 % / 21 % of the time from raw velocities and
+# 54 % / 47 % after subtracting the 1 s mean (seed 10 with a 2 s mean: 48 %, 4 s: 38 %); eq. 4.1's
+# total with DRIFT_S = 1 goes 0.90 / 0.88 (VELOCITY_S 2 s), 0.91 / 0.90 (4 s), 0.93 / 0.93 (8 s),
+# against 0.89 / 0.87 before (seed 12, 200 queries: 0.925 at 8 s, 0.93 at 16 s). The larger scale gives the high-passed velocity, smaller than the
+# raw one, back the weight the raw velocity had.
+VELOCITY_S = 8.0
+DRIFT_S = 1.0
 BATCH = 256  # candidates per C call: few enough that pruning can stop after the first ones
 
 
@@ -49,18 +55,22 @@ class Match:
 
 
 def _features(traj: Trajectory, fps: float, smooth_s: float = SMOOTH_S) -> tuple:
-    """(cos, sin) of relative yaw and the relative translation's velocity times VELOCITY_S,
-    low-passed then resampled (IMU yaw jitters; the database's does not: smoothing both
+    """(cos, sin) of relative yaw and the relative translation's velocity less its DRIFT_S mean,
+    times VELOCITY_S; low-passed then resampled (IMU yaw jitters; the database's does not: smoothing both
     compares their shapes)."""
     sigma = smooth_s * traj.fps
+    # Relative to the first recorded sample, before smoothing: a smoothed first sample already
+    # holds part of a turn that starts at once, and every later sample would be off by it (a
+    # database clip starting mid-turn against a recording that starts standing).
+    rel = traj.relative()
     # yaw is unwrapped, so smoothing it keeps fast twirls (smoothing cos/sin would not)
-    yaw = gaussian_filter1d(np.unwrap(traj.yaw), sigma, mode="nearest")
-    trans = gaussian_filter1d(traj.translation, sigma, axis=0, mode="nearest")
-    smoothed = Trajectory(yaw, trans, traj.fps)
-    rel = smoothed.resampled(fps).relative()
+    yaw = gaussian_filter1d(np.unwrap(rel.yaw), sigma, mode="nearest")
+    trans = gaussian_filter1d(rel.translation, sigma, axis=0, mode="nearest")
+    rel = Trajectory(yaw, trans, traj.fps).resampled(fps)
     yaw = np.ascontiguousarray(np.stack([np.cos(rel.yaw), np.sin(rel.yaw)], 1))
-    velocity = np.gradient(rel.translation, axis=0) * fps * VELOCITY_S
-    return yaw, np.ascontiguousarray(velocity)
+    velocity = np.gradient(rel.translation, axis=0) * fps
+    velocity -= gaussian_filter1d(velocity, DRIFT_S * fps, axis=0, mode="nearest")
+    return yaw, np.ascontiguousarray(velocity * VELOCITY_S)
 
 
 class MotionIndex:

@@ -241,3 +241,25 @@ def test_one_unreadable_time_cell_drops_its_row():
     rows[30] = "12:0x,0.1,0,0,0"
     traj, notes = imu_to_trajectory("\n".join(rows), fps=20)
     assert "dropped 1 row(s) with missing or non-numeric values" in notes and abs(traj.duration_s - 3.0) < 0.1
+
+
+def test_a_twirl_at_arms_length_leaves_the_body_in_place():
+    # Standing 1 s, two turns counter-clockwise in 1 s (yaw = 4 pi s^3 (10 - 15 s + 6 s^2), whose
+    # angular acceleration is 0 at both ends), standing 2 s; the phone flat, 0.3 m in front of a
+    # body that does not move: its acceleration is the arm's, 0.3 (sin y y'^2 - cos y y'',
+    # -cos y y'^2 - sin y y''), peaking at 0.3 x (7.5 pi)^2 = 167 m/s^2, read in the device frame
+    # Rz(-yaw). The body's path stays at the origin (before: 0.2 m off mid-twirl, the 3 Hz
+    # low-pass having cut the arm's acceleration but not the subtracted arm).
+    t = np.arange(400) / 100.0
+    s = np.clip(t - 1.0, 0.0, 1.0)
+    yaw = 4 * np.pi * s**3 * (10 - 15 * s + 6 * s * s)
+    rate = 4 * np.pi * 30 * s * s * (1 - s) ** 2
+    angular_acc = 4 * np.pi * 60 * s * (1 - s) * (1 - 2 * s)
+    ax = 0.3 * (np.sin(yaw) * rate**2 - np.cos(yaw) * angular_acc)
+    ay = 0.3 * (-np.cos(yaw) * rate**2 - np.sin(yaw) * angular_acc)
+    dx, dy = np.cos(yaw) * ax + np.sin(yaw) * ay, -np.sin(yaw) * ax + np.cos(yaw) * ay
+    rows = ["seconds_elapsed,qw,qx,qy,qz,user_acc_x,user_acc_y,user_acc_z"]
+    rows += [f"{ti},{np.cos(yaw[i] / 2)},0,0,{np.sin(yaw[i] / 2)},{dx[i]},{dy[i]},0" for i, ti in enumerate(t)]
+    traj, _ = imu_to_trajectory("\n".join(rows), fps=30)
+    assert traj.yaw[-1] == pytest.approx(4 * np.pi, abs=1e-6)
+    assert np.abs(traj.translation).max() < 0.005

@@ -4,6 +4,7 @@ Features are set by hand (``_features`` patched) so that every DTW below has a c
 against a constant series the optimal path is the diagonal, so DTW = sqrt(sum_i |q_i - c|^2).
 """
 import inspect
+import math
 
 import numpy as np
 import pytest
@@ -33,7 +34,8 @@ def _const(value, n=20):
 def test_thesis_constants():
     assert retrieval.ALPHA == 0.1  # thesis eq. 4.1
     assert retrieval.SMOOTH_S == 0.15
-    assert retrieval.VELOCITY_S == 2.0
+    assert retrieval.VELOCITY_S == 8.0
+    assert retrieval.DRIFT_S == 1.0
     assert inspect.signature(dtw_retrieve).parameters["alpha"].default == 0.1
     assert inspect.signature(dtw_retrieve).parameters["window_fraction"].default == 0.15
     assert inspect.signature(MotionIndex).parameters["fps"].default == 10.0
@@ -83,12 +85,55 @@ def test_features_smooth_with_a_0_15_s_gaussian_at_10_fps():
     k = np.arange(-6, 7)
     w0 = 1.0 / np.exp(-k**2 / (2 * sigma**2)).sum()
     assert feats_yaw[20] == pytest.approx([np.cos(v * w0), np.sin(v * w0)], abs=1e-9)
-    # translation becomes velocity x 2 s: the central difference at sample 19 of the smoothed
-    # impulse is (w0 - w2) / 2 samples = (w0 - w2) / 2 * 10 m/s, times 2 s
-    w2 = w0 * np.exp(-4 / (2 * sigma**2))
-    assert feats_trans[19, 0] == pytest.approx((w0 - w2) / 2 * 10.0 * 2.0, abs=1e-9)
-    assert feats_trans[20, 0] == pytest.approx(0.0, abs=1e-12)  # the peak: no velocity
+    # translation becomes velocity less its 1 s Gaussian mean, x 8 s. The smoothed impulse is
+    # g[n] = w(n - 20), its central-difference velocity V[n] = (g[n + 1] - g[n - 1]) / 2 * 10 m/s
+    # (non-zero at samples 13..27, odd about 20); the 1 s mean at 19 weighs V[j] by
+    # u(19 - j), a Gaussian of sigma 10 samples (4 sigma: 81 taps, the zero edges repeated).
+    w = np.where(np.abs(np.arange(-8, 9)) <= 6, w0 * np.exp(-np.arange(-8, 9) ** 2 / (2 * sigma**2)), 0.0)
+    j = np.arange(13, 28)
+    velocity = (w[j + 1 - 20 + 8] - w[j - 1 - 20 + 8]) / 2 * 10.0
+    u = np.exp(-np.arange(-40, 41) ** 2 / 200.0)
+    u /= u.sum()
+    expected = velocity[19 - 13] - np.sum(u[19 - j + 40] * velocity)
+    assert feats_trans[19, 0] == pytest.approx(expected * 8.0, abs=1e-9)
+    assert abs(expected) < abs(velocity[19 - 13])  # the mean of the opposite lobe (sample 21) is taken off
+    assert feats_trans[20, 0] == pytest.approx(0.0, abs=1e-12)  # the peak: no velocity, nor a mean (odd lobes)
     assert len(retrieval._features(Trajectory(np.zeros(91), np.zeros((91, 2)), 30.0), 10.0)[0]) == 31
+
+
+def test_a_clip_turning_from_its_first_frame_keeps_its_whole_turn():
+    # 10 fps: yaw 0 -> -pi over samples 0..9, then -pi. Relative to the recorded first sample
+    # (0), the plateau, more than the smoothing's 6-sample reach after the turn, is -pi: (-1, 0).
+    # Taken from the smoothed first sample (which holds -0.2 rad of the turn) it would be -2.9.
+    yaw = np.concatenate([np.linspace(0, -np.pi, 10), np.full(31, -np.pi)])
+    feats_yaw, _ = retrieval._features(Trajectory(yaw, np.zeros((41, 2)), 10.0), 10.0)
+    # the first sample itself is smoothed: sum_j w_j yaw[j], the samples before it repeat yaw 0
+    w = np.exp(-np.arange(-6, 7) ** 2 / (2 * 1.5**2))
+    first = np.sum(w[7:] / w.sum() * -np.pi * np.arange(1, 7) / 9)  # -0.200 rad
+    assert feats_yaw[0] == pytest.approx([np.cos(first), np.sin(first)], abs=1e-9)
+    assert feats_yaw[16:] == pytest.approx(np.tile([-1.0, 0.0], (25, 1)), abs=1e-9)
+
+
+def test_velocity_drift_of_an_accelerometer_bias_is_not_compared():
+    # A constant acceleration error b (bias, a steady gravity leak) integrates into x = b t^2 / 2:
+    # velocity b t, a ramp. Gaussians (the 0.15 s smoothing, the 1 s mean) keep a ramp, so
+    # velocity less its 1 s mean is 0 wherever the 1 s mean's 40-sample reach (4 sigma), the
+    # central difference's 1 and the smoothing's 6 stay inside the clip: samples 47..103 of 151.
+    # A steady walk (x = v t) is 0 too.
+    t = np.arange(151) / 10.0
+    for x in (0.5 * 0.05 * t**2, 1.2 * t):
+        _yaw, feats_trans = retrieval._features(Trajectory(np.zeros(151), np.stack([x, np.zeros(151)], 1), 10.0), 10.0)
+        assert feats_trans[47:104] == pytest.approx(np.zeros((57, 2)), abs=1e-9)
+    # a walk that stops is kept: 1 m/s until 7.5 s (sample 75), then standing. The stop is
+    # symmetric about sample 75 (0.5 m/s there, its 1 s mean 0.5): 0. 1.5 s before it the mean
+    # (two Gaussians, sigma sqrt(10^2 + 1.5^2) samples) is Phi(15 / 10.112) of 1 m/s; the rest
+    # remains. 1.5 s after the stop, the opposite.
+    x = np.minimum(t, 7.5)
+    _yaw, feats_trans = retrieval._features(Trajectory(np.zeros(151), np.stack([x, np.zeros(151)], 1), 10.0), 10.0)
+    left = 1 - 0.5 * (1 + math.erf(15 / np.hypot(10, 1.5) / np.sqrt(2)))  # 0.0690
+    assert feats_trans[75, 0] == pytest.approx(0.0, abs=1e-9)
+    assert feats_trans[60, 0] == pytest.approx(left * 8.0, abs=0.005)
+    assert feats_trans[90, 0] == pytest.approx(-left * 8.0, abs=0.005)
 
 
 def test_lower_bound_of_a_constant_motion(hand_features):
