@@ -48,7 +48,7 @@ def test_focal_length_from_fov_across_the_long_side():
     assert focal_from_fov(90, 512, 256) == pytest.approx(256.0)
     assert focal_from_fov(60, 300, 640) == pytest.approx(320.0 / math.tan(math.radians(30)))
     assert focal_from_fov(200, 512, 512) == focal_from_fov(170, 512, 512)  # clamped to a real lens
-    assert focal_from_fov(0.2, 512, 512) == focal_from_fov(1, 512, 512)
+    assert focal_from_fov(0.2, 512, 512) == pytest.approx(256.0 / math.tan(math.radians(0.5)))  # clamped at 1 deg
 
 
 def test_near_camera_from_a_given_distance_and_from_the_fov():
@@ -78,6 +78,36 @@ def test_distances_outside_the_selfie_range_are_reported():
     assert "outside the usual selfie range" in near_camera(10.0, 4000, 3000, fov_deg=70).note  # ~4.7 m
     assert near_camera(60.0, 512, 512, distance_m=0.4).note == ""
     assert near_camera(60.0, 512, 512, distance_m=0.25).note == near_camera(60.0, 512, 512, distance_m=0.6).note == ""
+
+
+def test_range_notes_name_where_the_distance_came_from():
+    assert "(the given selfie_distance_m)" in near_camera(60.0, 512, 512, distance_m=0.9).note
+    assert "(estimated from fov_degrees=70)" in near_camera(10.0, 4000, 3000, fov_deg=70).note
+    with pytest.raises(ValueError, match="^interocular distance must be positive$"):
+        near_camera(-1.0, 100, 100)
+    assert near_camera(0.5, 100, 100, distance_m=0.3).focal_px == pytest.approx(0.5 * 0.3 / 0.063)  # tiny, > 0
+
+
+def test_a_face_exactly_at_the_nearest_selfie_distance_is_not_bounded():
+    focal = focal_from_fov(70, 640, 480)
+    eyes = focal * 0.063 / 0.25
+    for _ in range(64):  # step to the eye distance whose estimate is exactly 0.25 m
+        if focal * 0.063 / eyes == 0.25:
+            break
+        eyes = math.nextafter(eyes, 0.0 if focal * 0.063 / eyes < 0.25 else math.inf)
+    cam = near_camera(eyes, 640, 480, fov_deg=70)
+    assert cam.distance_m == 0.25 and cam.focal_px == focal and cam.note == ""
+
+
+def test_far_projection_runs_in_double_precision_for_float32_depths():
+    camera = NearCamera(F0, C, NEAR)
+    rho = np.array([0.1234567], dtype=np.float32)
+    points = np.array([[331.75, 286.25]], dtype=np.float32)
+    k = FAR / NEAR
+    s = k * (1.0 + float(rho[0])) / (k + float(rho[0]))  # in Python floats (double)
+    expected = np.array(C) + (points[0].astype(np.float64) - np.array(C)) * s
+    got = project_far(points, rho, camera, FAR)
+    assert got.dtype == np.float64 and np.abs(got[0] - expected).max() < 1e-9
 
 
 # --- the dense warp -----------------------------------------------------------------------------
