@@ -25,13 +25,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def group(modules, tests, keyword=None, scope=None, undecorate=False):
+def group(modules, tests, keyword=None, scope=None, undecorate=False, preload_comfy=False):
     """``tests``: globs or pytest node ids; ``keyword``: a pytest -k filter. ``scope``: fnmatch patterns over
     mutmut's mutant names (``<module>.x_<function>__mutmut_<n>``, methods ``<module>.xǁClassǁmethod__...``);
     None means every covered function of ``modules``. ``undecorate``: mutmut never mutates a decorated
     function, so the scratch copy drops ``@torch.no_grad()`` from ``modules`` and runs each test inside
-    ``torch.no_grad()`` instead, which is all the decorator did."""
-    return {"modules": modules, "tests": tests, "keyword": keyword, "scope": scope, "undecorate": undecorate}
+    ``torch.no_grad()`` instead, which is all the decorator did. ``preload_comfy``: import ComfyUI (as the
+    tests' fixtures do, with --cpu) once in mutmut's fork server instead of once per mutant."""
+    return {"modules": modules, "tests": tests, "keyword": keyword, "scope": scope, "undecorate": undecorate,
+            "preload_comfy": preload_comfy}
 
 
 SELFIE = "pipelines.selfie_inpaint"
@@ -40,7 +42,8 @@ GROUPS = {
     # the same attention is pinned by hand in the fast tests (width concatenation, closed forms, residual).
     "multiref": group(["pipelines/multiref/attention.py", "pipelines/multiref/fusion.py",
                        "pipelines/multiref/comfy_patch.py", "pipelines/multiref/diffusers_processor.py"],
-                      ["tests/unit/test_multiref*.py"], "not patches_only_spatial_self_attention"),
+                      ["tests/unit/test_multiref*.py"], "not patches_only_spatial_self_attention",
+                      preload_comfy=True),
     # The loop (generate_latents) and eq. 3.4. Out of scope as not the method's maths: LatentPreview (the
     # progress-bar preview image), make_scheduler (picks a diffusers class by name) and the selfie encoder
     # (tested with its loader in test_selfie_inpaint.py).
@@ -63,7 +66,7 @@ GROUPS = {
     # test_a_tight_crop... runs the face mesh on a photo (~10 s a mutant); the warp maths is pinned by the
     # hand-derived cases of the other tests.
     "undistort": group(["pipelines/undistort/geometry.py", "pipelines/undistort/warp.py"],
-                       ["tests/unit/test_undistort_geometry.py",
+                       ["tests/unit/test_undistort_geometry.py", "tests/unit/test_undistort_warp.py",
                         "tests/unit/test_undistort.py::test_identity_map_remap_is_exact",
                         "tests/unit/test_undistort_batches.py::test_apply_flow_pairs_map_i_with_image_i",
                         "tests/unit/test_undistort_batches.py::"
@@ -80,15 +83,23 @@ KILLED = ("killed", "timeout")
 # A mutant may use this many times its clean tests' time plus a constant before it counts as a
 # timeout (mutmut's defaults, 15x and 1 s, let a mutant that loops forever hold a core for minutes).
 TIMEOUTS = {"timeout_multiplier": 4.0, "timeout_constant": 5.0}
-NO_GRAD_PLUGIN = "scripts/_mutation_no_grad.py"
-NO_GRAD_SOURCE = """import pytest
-import torch
-
+PLUGIN = "scripts/_mutation_plugin.py"  # written into the scratch copy only
+NO_GRAD_HOOK = """
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
     with torch.no_grad():
         yield
+"""
+COMFY_PRELOAD = """
+from scripts.harness.server import COMFY_DIR
+
+sys.path.insert(0, str(COMFY_DIR))
+from comfy.cli_args import args
+
+args.cpu = True
+import comfy.context_windows, comfy.model_management, comfy.model_patcher, comfy.patcher_extension
+import comfy.ldm.modules.attention
 """
 DECORATOR = re.compile(r"^[ \t]*@torch\.no_grad\(\)[ \t]*\n", re.M)
 
@@ -114,12 +125,17 @@ def scratch_copy(name: str, spec: dict, resume: bool) -> Path:
                  for p in (sorted(work.glob(t)) if "::" not in t else [t])]
     if spec["keyword"]:
         selection += ["-k", spec["keyword"]]
-    extra = []
+    plugin = ""
     if spec["undecorate"]:
         for module in spec["modules"]:
             (work / module).write_text(DECORATOR.sub("", (work / module).read_text()))
-        (work / NO_GRAD_PLUGIN).write_text(NO_GRAD_SOURCE)
-        extra = ["-p", NO_GRAD_PLUGIN[:-3].replace("/", ".")]
+        plugin += NO_GRAD_HOOK
+    if spec["preload_comfy"]:
+        plugin += COMFY_PRELOAD
+    extra = []
+    if plugin:
+        (work / PLUGIN).write_text("import sys\n\nimport pytest\nimport torch\n" + plugin)
+        extra = ["-p", PLUGIN[:-3].replace("/", ".")]
     config = {"source_paths": ["pipelines"], "only_mutate": spec["modules"], "also_copy": ["scripts"],
               "pytest_add_cli_args_test_selection": selection, "pytest_add_cli_args": extra,
               "process_isolation": "forkserver", "mutate_only_covered_lines": True, **TIMEOUTS}
