@@ -36,13 +36,22 @@ def group(modules, tests, keyword=None, scope=None, undecorate=False, preload_co
             "preload_comfy": preload_comfy}
 
 
-SELFIE = "pipelines.selfie_inpaint"
+SELFIE, MULTIREF = "pipelines.selfie_inpaint", "pipelines.multiref"
 GROUPS = {
     # test_diffusers_processor_patches_only_spatial_self_attention builds a diffusers UNet (~30 s a mutant);
     # the same attention is pinned by hand in the fast tests (width concatenation, closed forms, residual).
+    # Out of scope: width_concat_reference (the tests' oracle, Fig. 4.4 written out; no node calls it) and
+    # the registration plumbing (transformer_block_keys, patch_model, keep_references_in_context_windows,
+    # enable_multi_reference, spatial_self_attention_names: which ComfyUI/diffusers hooks get the patch).
     "multiref": group(["pipelines/multiref/attention.py", "pipelines/multiref/fusion.py",
                        "pipelines/multiref/comfy_patch.py", "pipelines/multiref/diffusers_processor.py"],
                       ["tests/unit/test_multiref*.py"], "not patches_only_spatial_self_attention",
+                      scope=[f"{MULTIREF}.attention.x_{f}_*" for f in ("_attend", "check_frames", "thesis_context",
+                                                                       "multi_reference_attention")]
+                      + [f"{MULTIREF}.fusion.*", f"{MULTIREF}.comfy_patch.x__is_spatial_*",
+                         f"{MULTIREF}.comfy_patch.x_call_layout_*", f"{MULTIREF}.comfy_patch.x_make_replacement_*",
+                         f"{MULTIREF}.comfy_patch.x_windows_with_references_*",
+                         f"{MULTIREF}.diffusers_processor.xǁMultiReferenceAttnProcessorǁ__call___*"],
                       preload_comfy=True),
     # The loop (generate_latents) and eq. 3.4. Out of scope as not the method's maths: LatentPreview (the
     # progress-bar preview image), make_scheduler (picks a diffusers class by name) and the selfie encoder
