@@ -69,7 +69,7 @@ GROUPS = {
     # and loaded per mutant (~30 s each); its branch layout is checked by test_painting_branches.py in the suite.
     "inverse_painting": group(["pipelines/inverse_painting/renderer.py", "pipelines/inverse_painting/reference.py"],
                               ["tests/unit/test_painting_renderer.py", "tests/unit/test_painting_branches.py"],
-                              "guidance or time_encoding or bank_attention_by_hand", undecorate=True),
+                              "guidance or time_encoding or bank_attention_by_hand or fresh_state", undecorate=True),
     "motion": group(["pipelines/motion/retrieval.py", "pipelines/motion/imu.py"],
                     ["tests/unit/test_motion_maths.py", "tests/unit/test_motion_imu.py"]),
     # test_a_tight_crop... runs the face mesh on a photo (~10 s a mutant); the warp maths is pinned by the
