@@ -36,7 +36,7 @@ def group(modules, tests, keyword=None, scope=None, undecorate=False, preload_co
             "preload_comfy": preload_comfy}
 
 
-SELFIE, MULTIREF = "pipelines.selfie_inpaint", "pipelines.multiref"
+SELFIE, MULTIREF, PAINT = "pipelines.selfie_inpaint", "pipelines.multiref", "pipelines.inverse_painting"
 GROUPS = {
     # test_diffusers_processor_patches_only_spatial_self_attention builds a diffusers UNet (~30 s a mutant);
     # the same attention is pinned by hand in the fast tests (width concatenation, closed forms, residual).
@@ -59,17 +59,21 @@ GROUPS = {
     "selfie_inpaint": group(["pipelines/selfie_inpaint/blending.py", "pipelines/selfie_inpaint/pipeline.py"],
                             ["tests/unit/test_selfie_inpaint.py"],
                             "blending or step_by_step or dilation or loop_keeps or input_errors",
-                            scope=[f"{SELFIE}.blending.*", f"{SELFIE}.pipeline.xǁSelfieInpaintPipelineǁgenerate_latents_*",
-                                   f"{SELFIE}.pipeline.xǁSelfieInpaintPipelineǁ_prepare_inputs_*",
-                                   f"{SELFIE}.pipeline.xǁSelfieInpaintPipelineǁ_pixel_mask_*",
-                                   f"{SELFIE}.pipeline.xǁSelfieInpaintPipelineǁ_encode_*"],
+                            scope=[f"{SELFIE}.blending.*"]
+                            + [f"{SELFIE}.pipeline.xǁSelfieInpaintPipelineǁ{m}_*"
+                               for m in ("generate_latents", "_prepare_inputs", "_pixel_mask", "_encode")],
                             undecorate=True),
     # The guidance combination and the ReferenceNet-bank attention, pinned by hand. Not mutated: the
-    # update loop (CanvasRenderer.update, six-branch batch), whose tests need the tiny SD model built
-    # and loaded per mutant (~30 s each); its branch layout is checked by test_painting_branches.py in the suite.
+    # update loop (CanvasRenderer.update, six-branch batch), target preparation, loaders and decode, whose
+    # tests need the tiny SD model built and loaded per mutant (~30 s each); the branch layout is checked by
+    # test_painting_branches.py in the unit suite. (mutmut's coverage pass ignores -k, so the scope is explicit.)
     "inverse_painting": group(["pipelines/inverse_painting/renderer.py", "pipelines/inverse_painting/reference.py"],
                               ["tests/unit/test_painting_renderer.py", "tests/unit/test_painting_branches.py"],
-                              "guidance or time_encoding or bank_attention_by_hand or fresh_state", undecorate=True),
+                              "guidance or time_encoding or bank_attention_by_hand or fresh_state",
+                              scope=[f"{PAINT}.renderer.x_combine_guidance_*"]
+                              + [f"{PAINT}.reference.{f}*" for f in ("x__", "xǁBankReaderǁ", "xǁFusionStateǁ",
+                                                                     "x_install_readers_", "x_bank_key_values_")],
+                              undecorate=True),
     "motion": group(["pipelines/motion/retrieval.py", "pipelines/motion/imu.py"],
                     ["tests/unit/test_motion_maths.py", "tests/unit/test_motion_imu.py"]),
     # test_a_tight_crop... runs the face mesh on a photo (~10 s a mutant); the warp maths is pinned by the
