@@ -67,7 +67,7 @@ def test_a_face_too_big_for_the_fov_is_a_crop_and_the_distance_is_bounded():
     # 100 px between the eyes in a 200 px frame at 70 deg would be 0.09 m away: nearer than an arm.
     assert focal_from_fov(70, 200, 200) * 0.063 / 100.0 == pytest.approx(0.09, abs=0.001)
     cam = near_camera(100.0, 200, 200, fov_deg=70)
-    assert cam.distance_m == SELFIE_RANGE_M[0] == 0.25
+    assert cam.distance_m == SELFIE_RANGE_M[0] == 0.25 and cam.center == (99.5, 99.5)
     assert cam.focal_px == pytest.approx(100.0 * 0.25 / 0.063)  # the pinhole consistent with that distance
     assert "cropped" in cam.note and "0.09 m" in cam.note
 
@@ -118,12 +118,13 @@ def test_constant_depth_ratio_warp_matches_the_pinhole_inverse():
     center = ((width - 1) / 2, (height - 1) / 2)
     field = np.full((height, width), 0.1)
     s = 11.0 / 10.1
-    for stride in (1, 3):
+    for stride in (1, 2, 3):
         smap = backward_map_from_rho(field, center, 10.0, height, width, stride=stride)
         for qx, qy in [(250, 150), (40, 30), (150, 100), (200, 60)]:
             expected = (center[0] + (qx - center[0]) / s, center[1] + (qy - center[1]) / s)
             assert smap[qy, qx].tolist() == pytest.approx(expected, abs=0.12), (stride, qx, qy)
-    moved = forward_points(np.array([[10.0, 20.0], [290.0, 180.0]]), field, center, 10.0, height, width)
+    with_depth = np.array([[10.0, 20.0, 5.0], [290.0, 180.0, -5.0]])  # a third column (depth) is ignored
+    moved = forward_points(with_depth, field, center, 10.0, height, width)
     assert moved == pytest.approx(np.array(center) + (np.array([[10.0, 20.0], [290.0, 180.0]]) - center) * s,
                                   abs=1e-4)
 
