@@ -244,6 +244,52 @@ def test_the_pipeline_loop_follows_eq_3_4_step_by_step(trained, monkeypatch, nam
         assert torch.allclose(after[i], expected, atol=1e-5), f"step {i} of {n}"
     assert blended == n - int(s * n) and 0 < blended < n
 
+class _FixedPredictions(torch.nn.Module):
+    """Stands in for the UNet: predicts 1 for the unconditional half of a guided batch and 3 for the
+    conditional one (3 for an unguided batch), and records the batch sizes it was called with."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.inner, self.config, self.batches = unet, unet.config, []
+
+    def forward(self, x, t, encoder_hidden_states=None, **kwargs):
+        self.batches.append(x.shape[0])
+        out = torch.full((x.shape[0], 4, *x.shape[-2:]), 3.0)
+        if encoder_hidden_states.shape[0] == 2:  # guided, batch 1: [uncond; cond] embeddings
+            out[:1] = 1.0
+        return type("Out", (), {"sample": out})()
+
+
+@pytest.mark.parametrize("cfg", [2.5, 1.0])
+def test_blending_outside_the_inpainting_region_by_default_and_cfg_in_the_loop(trained, monkeypatch, cfg):
+    import pipelines.selfie_inpaint.pipeline as pipeline
+
+    predictions = []
+
+    def spying_scheduler(base, scheduler_name):
+        sampler = make_scheduler(base, scheduler_name)
+        step = sampler.step
+        sampler.step = lambda noise_pred, *a, **k: predictions.append(noise_pred) or step(noise_pred, *a, **k)
+        return sampler
+
+    monkeypatch.setattr(pipeline, "make_scheduler", spying_scheduler)
+    fake = _FixedPredictions(trained.unet)
+    monkeypatch.setattr(trained, "unet", fake)
+    background, mask, _ = _scene()
+    final = trained.generate_latents(background, mask, _selfies(), steps=4, cfg=cfg, seed=1, blend_s=0.0,
+                                     dilation=8, scheduler="ddim")
+    guided = 1.0 + cfg * (3.0 - 1.0) if cfg > 1 else 3.0  # uncond + cfg (cond - uncond); cfg 1 runs unguided
+    assert len(predictions) == 4 and all(torch.all(p == guided) for p in predictions)
+    assert fake.batches == [2 if cfg > 1 else 1] * 4
+    # no foreground mask: M is the inpainting box (rows 24-103, cols 40-87) grown by 8 px, i.e. latent
+    # rows 2-13 and cols 4-11; everywhere else the last step hands on the clean background latent
+    outside = torch.ones(1, 1, SIZE // 8, SIZE // 8)
+    outside[..., 2:14, 4:12] = 0
+    z_b = trained._encode(background.permute(0, 3, 1, 2) * 2 - 1)
+    assert torch.allclose(final * outside, z_b * outside, atol=1e-5)
+    assert not torch.allclose(final * (1 - outside), z_b * (1 - outside), atol=1e-2)
+
+
 # --- ControlNet ----------------------------------------------------------------------------------------------------
 
 def test_controlnet_residuals_reach_the_unet(trained, controlnet):
