@@ -181,6 +181,7 @@ def test_dilation_and_latent_foreground():
     assert grown.sum() == 49 and grown[0, 0, 27, 27] == 1 and grown[0, 0, 26, 30] == 0
     assert blending.latent_foreground(grown, (8, 8)).sum() == 4  # rows/cols 27..33 touch cells 3 and 4
     assert blending.latent_foreground(blending.dilate(mask, 1), (8, 8)).sum() == 1  # 29..31: cell 3 only
+    assert blending.dilate(mask, 1).sum() == 9 and torch.equal(blending.dilate(mask, 0), mask)
 
 
 def test_loop_keeps_background_latent_outside_the_dilated_person(trained):
@@ -369,9 +370,9 @@ def test_inpaint_produces_finite_images_with_progress(request, which):
 
 def test_inpaint_input_errors(trained):
     background, mask, _ = _scene()
-    with pytest.raises(InputError, match="empty"):
+    with pytest.raises(InputError, match=r"^The inpainting mask is empty: nothing to inpaint\. Connect the person"):
         trained.inpaint(background, torch.zeros_like(mask), _selfies(), steps=1)
-    with pytest.raises(InputError, match="same size"):
+    with pytest.raises(InputError, match=r"The mask is 128x64 but the background is 128x128; give them the same size"):
         trained.inpaint(background, mask[:, :64], _selfies(), steps=1)
     with pytest.raises(InputError, match="multiples of 16"):
         trained.inpaint(background[:, :120], mask[:, :120], _selfies(), steps=1)
