@@ -215,7 +215,12 @@ def run_group(name: str, children: int, resume: bool, recheck: bool, sample: int
         if sample:
             todo = random.Random(0).sample(todo, min(len(todo), max(sample - (len(known) - len(todo)), 0)))
         if todo:
-            mutmut_run(work, mutmut, env, children, todo)
+            try:
+                mutmut_run(work, mutmut, env, children, todo)
+            except SystemExit:
+                # mutmut regenerated the mutants (new tests changed the covered lines) and the names we
+                # read are stale: let it run every unchecked mutant instead
+                mutmut_run(work, mutmut, env, children, [])
     if recheck:
         survivors = [k for k, s in statuses(work, mutmut, env, spec).items() if s not in KILLED]
         if survivors:
