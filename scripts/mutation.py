@@ -9,10 +9,10 @@ scope (see GROUPS). Prints ``mutation_score_<group>: ...`` as soon as each group
 ``--resume`` keeps a group's scratch copy (mutmut's verdicts live in ``mutants/**/*.meta``),
 refreshes its tracked files from the checkout and tests only the mutants still unchecked;
 ``--recheck`` also re-tests that copy's survivors, e.g. after a test fix that covers no new lines.
-After editing a mutated module, or after adding tests that reach new lines, run without ``--resume``: mutmut keeps verdicts by
-mutant name, and with only covered lines mutated new coverage renumbers the mutants, so old verdicts would
-land on other mutants. ``--sample N`` checks at most
-N mutants per group, drawn at random: a cheaper estimate, its line naming how many stayed unchecked.
+After editing a mutated module, or after adding tests that reach new lines, run without ``--resume``:
+mutmut keeps verdicts by mutant name, and with only covered lines mutated new coverage renumbers the
+mutants, so old verdicts would land on other mutants. ``--sample N`` checks at most N mutants per group,
+drawn at random: a cheaper estimate, its line naming how many stayed unchecked.
 ``--report`` prints the lines of the existing scratch copies without running anything.
 Run it niced on a shared machine: ``nice -n 19 .venv/bin/python scripts/mutation.py``.
 """
