@@ -47,6 +47,7 @@ def test_triangular_weights_are_literal_ramps():
     assert triangular_weights(4).tolist() == [1.0, 2.0, 2.0, 1.0]
     assert triangular_weights(5).tolist() == [1.0, 2.0, 3.0, 2.0, 1.0]
     assert triangular_weights(6).tolist() == [1.0, 2.0, 3.0, 3.0, 2.0, 1.0]
+    assert triangular_weights(6).dtype == torch.float32  # weights, not frame counts
 
 
 def test_tile_plans_by_hand():

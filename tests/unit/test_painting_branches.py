@@ -184,6 +184,46 @@ def test_bank_attention_by_hand(mode):
         assert torch.allclose(attn(x), attn.to_out[0](plain), atol=1e-5)
 
 
+def test_bank_attention_by_hand_ignores_extra_bank_copies():
+    """The official bank holds one copy per branch (six): the cached key/values project one copy, and the
+    official hook reads as many copies as the UNet batch has rows."""
+    net = _Net()
+    attn = net.down_blocks[0].attn1
+    g = torch.Generator().manual_seed(4)
+    x, bank = torch.randn(3, 5, 8, generator=g), torch.randn(1, 7, 8, generator=g)
+    with torch.no_grad():
+        k, v = bank_key_values(net, {"down_blocks.0.attn1": bank.repeat(6, 1, 1)})["down_blocks.0.attn1"]
+        assert k.shape == v.shape == (1, 2, 7, 4)
+        assert torch.allclose(k, attn.to_k(bank).view(1, 7, 2, 4).transpose(1, 2))
+        state = FusionState()
+        install_readers(net, state)
+        state.mode, state.active, state.use_ref = "official", True, torch.tensor([True, True, True])
+        state.bank = {"down_blocks.0.attn1": bank.repeat(6, 1, 1)}
+        q, kx, vx = attn.to_q(x), attn.to_k(x), attn.to_v(x)
+        kb, vb = attn.to_k(bank).expand(3, -1, -1), attn.to_v(bank).expand(3, -1, -1)
+        expected = attn.to_out[0](_attention(q, torch.cat([kx, kb], 1), torch.cat([vx, vb], 1), 2))
+        assert torch.allclose(attn(x), expected, atol=1e-5)
+
+
+def test_a_fresh_state_is_inactive_and_rows_group_into_runs_of_equal_flags():
+    state = FusionState()
+    assert (state.active, state.mode, state.use_ref, state.runs, state.kv, state.bank) == (
+        False, "cached", None, [], {}, {})
+    net = _Net()
+    attn = net.down_blocks[0].attn1
+    install_readers(net, state)
+    x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():  # nothing set yet: plain self-attention, as outside the renderer's UNet calls
+        q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
+        assert torch.allclose(attn(x), attn.to_out[0](_attention(q, k, v, 2)), atol=1e-5)
+    state.use_ref = torch.tensor([True, True, False, True])
+    assert state.runs == [(0, 2, True), (2, 3, False), (3, 4, True)]
+    state.use_ref = torch.tensor([False])
+    assert state.runs == [(0, 1, False)]
+    state.use_ref = None
+    assert state.runs == []
+
+
 def test_bank_is_written_in_run_order_and_the_rest_of_referencenet_is_skipped(tiny_renderer):
     r = tiny_renderer
     order = []

@@ -93,6 +93,15 @@ def test_fit_mask_resizes_nearest_and_broadcasts_over_channels():
     assert torch.equal(fitted[0, 0], torch.tensor([[1.0] * 4] * 2 + [[0.0] * 4] * 2))
 
 
+def test_fit_mask_takes_the_latent_dtype_keeps_a_matching_batch_and_cuts_any_other_to_the_first():
+    like = torch.zeros(2, 4, 3, 3, dtype=torch.float64)
+    per_image = torch.tensor([[[[1.0, 0, 1], [0, 1, 0], [1, 1, 0]]], [[[0.0, 0, 1], [1, 0, 0], [0, 1, 1]]]])
+    fitted = guidance.fit_mask(per_image, like)  # already at latent size: passed through
+    assert fitted.dtype == torch.float64 and torch.equal(fitted, per_image.double())
+    three = torch.stack([per_image[0, 0], per_image[1, 0], per_image[0, 0]])  # [3, h, w] for a batch of 2
+    assert torch.equal(guidance.fit_mask(three, like), per_image[:1].double())
+
+
 def test_blur_constants_and_kernel():
     assert mask.BLUR_KERNEL == 5
     assert mask.BLUR_SIGMA == pytest.approx(1.1)
@@ -168,3 +177,11 @@ def test_editing_mask_refuses_mismatched_inputs():
         mask.editing_mask(torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 4, 4))
     with pytest.raises(InputError, match="noise draws"):
         mask.editing_mask(torch.zeros(3, 4, 8, 8), torch.zeros(3, 4, 8, 8), draws=2)
+
+
+def test_editing_mask_defaults_to_one_draw_per_image():
+    target = torch.zeros(3, 4, 6, 6)
+    target[:, :, 2:4, 2:4] = 1.0  # a 2x2 block differs: normalised to 1 there, 0 elsewhere
+    soft, _ = mask.editing_mask(target, torch.zeros_like(target))
+    assert soft.shape == (3, 6, 6)
+    torch.testing.assert_close(soft[1], mask.blur(target[1:2, 0])[0])

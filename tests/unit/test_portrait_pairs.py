@@ -16,7 +16,7 @@ def test_constants_are_the_thesis_values():
 def test_prompt_templates_of_5_5_1():
     assert pairs.pair_prompts(" man ", "normal costume", "Santa Claus costume") == (
         "the same man on the left and right", "a man, normal costume", "a man, Santa Claus costume")
-    with pytest.raises(InputError, match="subject"):
+    with pytest.raises(InputError, match=r"^The pair prompts need a subject \[X\], e\.g\. 'man' or 'woman'\.$"):
         pairs.pair_prompts("  ", "a", "b")
 
 
@@ -24,8 +24,10 @@ def test_side_masks_are_left_and_right_halves():
     m_a, m_b = pairs.side_masks(torch.zeros(2, 4, 3, 6))
     assert torch.equal(m_a.flatten(), torch.tensor([1.0, 1, 1, 0, 0, 0]))
     assert torch.equal(m_b.flatten(), torch.tensor([0.0, 0, 0, 1, 1, 1]))
-    with pytest.raises(InputError, match="even latent width"):
+    with pytest.raises(InputError, match=r"even latent width, got 5 \(image width 40\)"):
         pairs.side_masks(torch.zeros(1, 4, 3, 5))
+    m_a, m_b = pairs.side_masks(torch.zeros(1, 4, 3, 4, dtype=torch.float64))
+    assert m_a.shape == m_b.shape == (1, 1, 1, 4) and m_a.dtype == m_b.dtype == torch.float64
 
 
 def test_eq_5_2_by_hand():

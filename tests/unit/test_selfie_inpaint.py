@@ -181,6 +181,7 @@ def test_dilation_and_latent_foreground():
     assert grown.sum() == 49 and grown[0, 0, 27, 27] == 1 and grown[0, 0, 26, 30] == 0
     assert blending.latent_foreground(grown, (8, 8)).sum() == 4  # rows/cols 27..33 touch cells 3 and 4
     assert blending.latent_foreground(blending.dilate(mask, 1), (8, 8)).sum() == 1  # 29..31: cell 3 only
+    assert blending.dilate(mask, 1).sum() == 9 and torch.equal(blending.dilate(mask, 0), mask)
 
 
 def test_loop_keeps_background_latent_outside_the_dilated_person(trained):
@@ -243,6 +244,52 @@ def test_the_pipeline_loop_follows_eq_3_4_step_by_step(trained, monkeypatch, nam
             expected = z_f
         assert torch.allclose(after[i], expected, atol=1e-5), f"step {i} of {n}"
     assert blended == n - int(s * n) and 0 < blended < n
+
+class _FixedPredictions(torch.nn.Module):
+    """Stands in for the UNet: predicts 1 for the unconditional half of a guided batch and 3 for the
+    conditional one (3 for an unguided batch), and records the batch sizes it was called with."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.inner, self.config, self.batches = unet, unet.config, []
+
+    def forward(self, x, t, encoder_hidden_states=None, **kwargs):
+        self.batches.append(x.shape[0])
+        out = torch.full((x.shape[0], 4, *x.shape[-2:]), 3.0)
+        if encoder_hidden_states.shape[0] == 2:  # guided, batch 1: [uncond; cond] embeddings
+            out[:1] = 1.0
+        return type("Out", (), {"sample": out})()
+
+
+@pytest.mark.parametrize("cfg", [2.5, 1.0])
+def test_blending_outside_the_inpainting_region_by_default_and_cfg_in_the_loop(trained, monkeypatch, cfg):
+    import pipelines.selfie_inpaint.pipeline as pipeline
+
+    predictions = []
+
+    def spying_scheduler(base, scheduler_name):
+        sampler = make_scheduler(base, scheduler_name)
+        step = sampler.step
+        sampler.step = lambda noise_pred, *a, **k: predictions.append(noise_pred) or step(noise_pred, *a, **k)
+        return sampler
+
+    monkeypatch.setattr(pipeline, "make_scheduler", spying_scheduler)
+    fake = _FixedPredictions(trained.unet)
+    monkeypatch.setattr(trained, "unet", fake)
+    background, mask, _ = _scene()
+    final = trained.generate_latents(background, mask, _selfies(), steps=4, cfg=cfg, seed=1, blend_s=0.0,
+                                     dilation=8, scheduler="ddim")
+    guided = 1.0 + cfg * (3.0 - 1.0) if cfg > 1 else 3.0  # uncond + cfg (cond - uncond); cfg 1 runs unguided
+    assert len(predictions) == 4 and all(torch.all(p == guided) for p in predictions)
+    assert fake.batches == [2 if cfg > 1 else 1] * 4
+    # no foreground mask: M is the inpainting box (rows 24-103, cols 40-87) grown by 8 px, i.e. latent
+    # rows 2-13 and cols 4-11; everywhere else the last step hands on the clean background latent
+    outside = torch.ones(1, 1, SIZE // 8, SIZE // 8)
+    outside[..., 2:14, 4:12] = 0
+    z_b = trained._encode(background.permute(0, 3, 1, 2) * 2 - 1)
+    assert torch.allclose(final * outside, z_b * outside, atol=1e-5)
+    assert not torch.allclose(final * (1 - outside), z_b * (1 - outside), atol=1e-2)
+
 
 # --- ControlNet ----------------------------------------------------------------------------------------------------
 
@@ -323,9 +370,9 @@ def test_inpaint_produces_finite_images_with_progress(request, which):
 
 def test_inpaint_input_errors(trained):
     background, mask, _ = _scene()
-    with pytest.raises(InputError, match="empty"):
+    with pytest.raises(InputError, match=r"^The inpainting mask is empty: nothing to inpaint\. Connect the person"):
         trained.inpaint(background, torch.zeros_like(mask), _selfies(), steps=1)
-    with pytest.raises(InputError, match="same size"):
+    with pytest.raises(InputError, match=r"The mask is 128x64 but the background is 128x128; give them the same size"):
         trained.inpaint(background, mask[:, :64], _selfies(), steps=1)
     with pytest.raises(InputError, match="multiples of 16"):
         trained.inpaint(background[:, :120], mask[:, :120], _selfies(), steps=1)

@@ -48,7 +48,7 @@ def test_focal_length_from_fov_across_the_long_side():
     assert focal_from_fov(90, 512, 256) == pytest.approx(256.0)
     assert focal_from_fov(60, 300, 640) == pytest.approx(320.0 / math.tan(math.radians(30)))
     assert focal_from_fov(200, 512, 512) == focal_from_fov(170, 512, 512)  # clamped to a real lens
-    assert focal_from_fov(0.2, 512, 512) == focal_from_fov(1, 512, 512)
+    assert focal_from_fov(0.2, 512, 512) == pytest.approx(256.0 / math.tan(math.radians(0.5)))  # clamped at 1 deg
 
 
 def test_near_camera_from_a_given_distance_and_from_the_fov():
@@ -67,7 +67,7 @@ def test_a_face_too_big_for_the_fov_is_a_crop_and_the_distance_is_bounded():
     # 100 px between the eyes in a 200 px frame at 70 deg would be 0.09 m away: nearer than an arm.
     assert focal_from_fov(70, 200, 200) * 0.063 / 100.0 == pytest.approx(0.09, abs=0.001)
     cam = near_camera(100.0, 200, 200, fov_deg=70)
-    assert cam.distance_m == SELFIE_RANGE_M[0] == 0.25
+    assert cam.distance_m == SELFIE_RANGE_M[0] == 0.25 and cam.center == (99.5, 99.5)
     assert cam.focal_px == pytest.approx(100.0 * 0.25 / 0.063)  # the pinhole consistent with that distance
     assert "cropped" in cam.note and "0.09 m" in cam.note
 
@@ -80,6 +80,36 @@ def test_distances_outside_the_selfie_range_are_reported():
     assert near_camera(60.0, 512, 512, distance_m=0.25).note == near_camera(60.0, 512, 512, distance_m=0.6).note == ""
 
 
+def test_range_notes_name_where_the_distance_came_from():
+    assert "(the given selfie_distance_m)" in near_camera(60.0, 512, 512, distance_m=0.9).note
+    assert "(estimated from fov_degrees=70)" in near_camera(10.0, 4000, 3000, fov_deg=70).note
+    with pytest.raises(ValueError, match="^interocular distance must be positive$"):
+        near_camera(-1.0, 100, 100)
+    assert near_camera(0.5, 100, 100, distance_m=0.3).focal_px == pytest.approx(0.5 * 0.3 / 0.063)  # tiny, > 0
+
+
+def test_a_face_exactly_at_the_nearest_selfie_distance_is_not_bounded():
+    focal = focal_from_fov(70, 640, 480)
+    eyes = focal * 0.063 / 0.25
+    for _ in range(64):  # step to the eye distance whose estimate is exactly 0.25 m
+        if focal * 0.063 / eyes == 0.25:
+            break
+        eyes = math.nextafter(eyes, 0.0 if focal * 0.063 / eyes < 0.25 else math.inf)
+    cam = near_camera(eyes, 640, 480, fov_deg=70)
+    assert cam.distance_m == 0.25 and cam.focal_px == focal and cam.note == ""
+
+
+def test_far_projection_runs_in_double_precision_for_float32_depths():
+    camera = NearCamera(F0, C, NEAR)
+    rho = np.array([0.1234567], dtype=np.float32)
+    points = np.array([[331.75, 286.25]], dtype=np.float32)
+    k = FAR / NEAR
+    s = k * (1.0 + float(rho[0])) / (k + float(rho[0]))  # in Python floats (double)
+    expected = np.array(C) + (points[0].astype(np.float64) - np.array(C)) * s
+    got = project_far(points, rho, camera, FAR)
+    assert got.dtype == np.float64 and np.abs(got[0] - expected).max() < 1e-9
+
+
 # --- the dense warp -----------------------------------------------------------------------------
 
 def test_constant_depth_ratio_warp_matches_the_pinhole_inverse():
@@ -88,12 +118,13 @@ def test_constant_depth_ratio_warp_matches_the_pinhole_inverse():
     center = ((width - 1) / 2, (height - 1) / 2)
     field = np.full((height, width), 0.1)
     s = 11.0 / 10.1
-    for stride in (1, 3):
+    for stride in (1, 2, 3):
         smap = backward_map_from_rho(field, center, 10.0, height, width, stride=stride)
         for qx, qy in [(250, 150), (40, 30), (150, 100), (200, 60)]:
             expected = (center[0] + (qx - center[0]) / s, center[1] + (qy - center[1]) / s)
             assert smap[qy, qx].tolist() == pytest.approx(expected, abs=0.12), (stride, qx, qy)
-    moved = forward_points(np.array([[10.0, 20.0], [290.0, 180.0]]), field, center, 10.0, height, width)
+    with_depth = np.array([[10.0, 20.0, 5.0], [290.0, 180.0, -5.0]])  # a third column (depth) is ignored
+    moved = forward_points(with_depth, field, center, 10.0, height, width)
     assert moved == pytest.approx(np.array(center) + (np.array([[10.0, 20.0], [290.0, 180.0]]) - center) * s,
                                   abs=1e-4)
 
