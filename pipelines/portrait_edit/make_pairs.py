@@ -28,6 +28,7 @@ import torch
 from ..common.errors import InputError
 from ..common.progress import Progress, no_progress
 from . import pairs
+from .train import prompt_file, read_records
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 LIST_KEYS = ("subjects", "sources", "targets")
@@ -174,13 +175,9 @@ def pose_files(folder: str) -> list:
     return [os.path.join(folder, n) for n in names]
 
 
-def _prompt_file(out_dir: str) -> str:
-    return os.path.join(out_dir, "train", "prompt.json")
-
-
 def write_records(out_dir: str, records: list) -> None:
     """prompt.json replaced in one step (written beside it, then renamed), so it is never half written."""
-    path = _prompt_file(out_dir)
+    path = prompt_file(out_dir)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
     os.replace(path + ".tmp", path)
@@ -190,19 +187,17 @@ def check_dataset_folder(out_dir: str) -> None:
     """Refuses a file, and a non-empty folder without train/prompt.json (not a pair dataset)."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise InputError(f"{out_dir} is a file; give a folder for the pairs.")
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.isfile(_prompt_file(out_dir)):
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.isfile(prompt_file(out_dir)):
         raise InputError(f"{out_dir} is not empty and holds no train/prompt.json, so it is not a pair dataset: "
                          "refusing to write into it. Give a new or empty folder, or one this tool wrote.")
 
 
 def open_dataset(out_dir: str) -> list:
     """The records of a dataset folder this tool can write to (created when new or empty); refuses other folders."""
-    from .train import read_records
-
     check_dataset_folder(out_dir)
     for sub in ("condition", "gt"):
         os.makedirs(os.path.join(out_dir, "train", sub), exist_ok=True)
-    if not os.path.isfile(_prompt_file(out_dir)):
+    if not os.path.isfile(prompt_file(out_dir)):
         write_records(out_dir, [])
     return read_records(out_dir)
 
@@ -215,7 +210,7 @@ def _is_written(out_dir: str, spec: PairSpec, records: dict) -> bool:
         return False
     changed = [k for k in ("target", "prompt", "source_prompt", "seed") if record.get(k) != expected[k]]
     if changed:
-        raise InputError(f"{_prompt_file(out_dir)}: pair {spec.index} was written with another {', '.join(changed)} "
+        raise InputError(f"{prompt_file(out_dir)}: pair {spec.index} was written with another {', '.join(changed)} "
                          f"({record}); resume with the same --seed and lists, or use a new folder.")
     return all(os.path.isfile(os.path.join(out_dir, "train", expected[k])) for k in ("source", "target"))
 

@@ -64,8 +64,12 @@ def training_pair(record: dict, rng: random.Random, identity_probability: float 
     return record["source"], record["target"], record["prompt"]
 
 
+def prompt_file(data_dir: str) -> str:
+    return os.path.join(data_dir, "train", "prompt.json")
+
+
 def read_records(data_dir: str) -> list:
-    path = os.path.join(data_dir, "train", "prompt.json")
+    path = prompt_file(data_dir)
     if not os.path.isfile(path):
         raise InputError(f"No train/prompt.json in {data_dir}: the data folder needs the official layout "
                          "(train/prompt.json, train/condition/, train/gt/).")
