@@ -100,6 +100,8 @@ def test_fit_mask_takes_the_latent_dtype_keeps_a_matching_batch_and_cuts_any_oth
     assert fitted.dtype == torch.float64 and torch.equal(fitted, per_image.double())
     three = torch.stack([per_image[0, 0], per_image[1, 0], per_image[0, 0]])  # [3, h, w] for a batch of 2
     assert torch.equal(guidance.fit_mask(three, like), per_image[:1].double())
+    like3 = torch.zeros(3, 4, 3, 3)
+    assert torch.equal(guidance.fit_mask(per_image, like3), per_image[:1])  # 2 masks for 3 latents: the first
 
 
 def test_blur_constants_and_kernel():
@@ -117,6 +119,16 @@ def test_blur_of_an_impulse_is_the_outer_product_of_the_kernel():
     impulse[0, 4, 4] = 1
     k = mask.gaussian_kernel()
     torch.testing.assert_close(mask.blur(impulse)[0, 2:7, 2:7], torch.outer(k, k))
+
+
+def test_blur_takes_its_size_sigma_and_dtype_from_the_arguments():
+    impulse = torch.zeros(1, 11, 11, dtype=torch.float64)
+    impulse[0, 5, 5] = 1
+    raw = [math.exp(-(x * x) / (2 * 2.0 ** 2)) for x in range(-3, 4)]
+    k = torch.tensor([r / sum(raw) for r in raw], dtype=torch.float64)
+    out = mask.blur(impulse, size=7, sigma=2.0)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out[0, 2:9, 2:9], torch.outer(k, k))
 
 
 def test_blur_reflects_at_the_border():
@@ -175,8 +187,17 @@ def test_editing_mask_finds_a_region_where_only_it_differs():
 def test_editing_mask_refuses_mismatched_inputs():
     with pytest.raises(InputError, match="differ in shape"):
         mask.editing_mask(torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 4, 4))
-    with pytest.raises(InputError, match="noise draws"):
+    with pytest.raises(InputError, match="^3 predictions cannot be split into 2 noise draws"):
         mask.editing_mask(torch.zeros(3, 4, 8, 8), torch.zeros(3, 4, 8, 8), draws=2)
+
+
+def test_editing_mask_binary_is_strictly_above_the_threshold_in_the_soft_dtype():
+    target = torch.zeros(1, 4, 12, 12)
+    target[:, :, 0, 0] = 1.0  # the blur reaches 2 pixels: far pixels stay exactly 0
+    soft, binary = mask.editing_mask(target, torch.zeros_like(target), threshold=0.0)
+    assert binary.dtype == soft.dtype == torch.float32
+    assert soft[0, 6, 6] == 0 and binary[0, 6, 6] == 0
+    assert torch.equal(binary[0, :3, :3], torch.ones(3, 3))
 
 
 def test_editing_mask_defaults_to_one_draw_per_image():
