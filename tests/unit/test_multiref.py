@@ -303,7 +303,8 @@ def test_a_window_without_the_references_is_explained(comfy):
     fn = make_replacement(comfy[1].optimized_attention, frames_per_video=0)
     window = comfy[0].context_windows.IndexListContextWindow([3, 4, 5, 6])
     q = torch.randn(4, 6, 8)
-    with pytest.raises(InputError, match=r"lacks reference frame\(s\) \[1, 2\]"):
+    message = r"context window \(frames \[4, 5, 6, 7\]\) lacks reference frame\(s\) \[1, 2\]"  # 1-based frames
+    with pytest.raises(InputError, match=message):
         fn(q, q, q, {"n_heads": 2, "cond_or_uncond": [0], "context_window": window})
 
 
@@ -461,3 +462,48 @@ def test_the_window_wrapper_leaves_other_handlers_alone(comfy, handler):
 
     assert keep_references_in_context_windows((0, 1))(Executor(), 7) == (7,)
     assert options["context_handler"] is handler
+
+
+def test_frame_counts_at_the_limits_are_explained():
+    q = torch.randn(6, 4, 8)
+    with pytest.raises(InputError, match="do not exist in a video of 6 frames"):
+        multi_reference_attention(q, q, q, 2, frames=6, references=(0, 6))  # frame indices are 0..5
+    with pytest.raises(InputError, match="^Every frame is a reference frame; add frames"):
+        multi_reference_attention(q[:2], q[:2], q[:2], 2, frames=1, references=(0,))  # two one-frame videos
+
+
+@pytest.mark.parametrize("strength,expected", [(1.0, 2.0), (0.5, 1.5)])
+def test_double_precision_in_double_precision_out(strength, expected):
+    """The closed form of test_strength_in_closed_form_one_query_two_keys, in float64."""
+    q = torch.tensor([[[0.0]], [[1.0]]], dtype=torch.float64)
+    k = torch.tensor([[[math.log(2.0)]], [[0.0]]], dtype=torch.float64)
+    v = torch.tensor([[[3.0]], [[0.0]]], dtype=torch.float64)
+    out = multi_reference_attention(q, k, v, heads=1, frames=2, references=(0,), strength=strength)
+    assert out.dtype == torch.float64
+    assert out[1, 0, 0].item() == pytest.approx(expected, abs=1e-12)
+
+
+def test_the_replacement_passes_strength_and_by_default_runs_down_to_sigma_zero(comfy):
+    from pipelines.multiref.comfy_patch import make_replacement
+
+    q, k, v = (torch.randn(4, 6, 8) for _ in range(3))
+    fn = make_replacement(comfy[1].optimized_attention, frames_per_video=4, strength=0.5)
+    out = fn(q, k, v, {"n_heads": 2, "cond_or_uncond": [0], "sigmas": torch.tensor([0.01])})
+    assert torch.allclose(out, multi_reference_attention(q, k, v, 2, 4, strength=0.5), atol=1e-6)
+    assert not torch.allclose(out, multi_reference_attention(q, k, v, 2, 4), atol=1e-4)
+
+
+@pytest.mark.parametrize("sigma", [9.0, 1.0])
+def test_a_chained_replacement_gets_the_values_and_the_options(comfy, sigma):
+    """Outside the sigma range it gets the call as it came; inside, the extended keys and values."""
+    from pipelines.multiref.comfy_patch import make_replacement
+
+    seen = []
+    fn = make_replacement(comfy[1].optimized_attention, 4, sigma_start=2.0,
+                          previous=lambda q, k, v, eo: seen.append((v, eo)) or q)
+    q, k, v = (torch.randn(4, 5, 8) for _ in range(3))
+    options = {"n_heads": 2, "cond_or_uncond": [0], "sigmas": torch.tensor([sigma])}
+    fn(q, k, v, options)
+    (got_v, got_options), = seen
+    assert got_options is options
+    assert torch.equal(got_v, v if sigma > 2.0 else thesis_context(v, 4, [0, 1]))
