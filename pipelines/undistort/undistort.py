@@ -4,7 +4,9 @@ Per image: face-mesh landmarks (mediapipe, or given) -> near camera from a field
 or a user distance with the interocular prior -> dense depth ratio (mesh interpolation,
 or a given depth map fitted to the mesh) -> re-projection from the near camera to one
 ``far_m`` away with the focal length scaled by distance (thesis eq. 3.3) -> one dense
-backward warp (grid_sample). This is a geometric stand-in for the thesis' learned
+backward warp (grid_sample); with detected landmarks the mesh depths are read again on that
+first correction and, when they bring the face forward, the warp is redone with them
+(refine_depth). This is a geometric stand-in for the thesis' learned
 corrector (a facevid2vid network fine-tuned on EG3D renders, see learned.py): it moves
 pixels, it cannot reveal what the near camera did not see (e.g. the ears).
 """
@@ -194,10 +196,8 @@ def fold_free_map(rho: np.ndarray, center: tuple, k: float, height: int, width: 
             return identity_map(height, width), rho * damping, ""
         smoothed = 0
         if min(coarse.shape[:2]) > 1:
-            # in block units, so that the determinant is that of the full-resolution map; all four corners of
-            # each block, so that the upsampled map keeps the bounds too
-            coarse, smoothed = smooth_folds(coarse / stride, MIN_JACOBIAN_DET, MAX_JACOBIAN_DET, radius=radius,
-                                            corners=stride > 1)
+            # in block units, so that the determinant is that of the full-resolution map
+            coarse, smoothed = smooth_folds(coarse / stride, MIN_JACOBIAN_DET, MAX_JACOBIAN_DET, radius=radius)
             coarse = None if coarse is None else coarse * stride
             smoothed *= stride * stride
         if coarse is None:
@@ -287,7 +287,8 @@ def _correct_refined(img, points, settings, depth, depth_mask, detector):
 def _one_torch_thread():
     """Run torch on one intra-op thread. Per image the warp is a few dozen short ops on ~1 MB tensors:
     OpenMP workers gain nothing on them and, spinning between ops, take the cores the face mesh's own
-    threads need (512^2, 2 threads on 2 cores: 170 ms CPU for 90 ms wall; on one thread ~40 ms CPU)."""
+    threads need (bench/undistort.py at 512^2 before this: 170 ms CPU for 90 ms wall on 2 threads and
+    2 cores; the same work takes ~37 ms CPU on one thread)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -44,7 +44,8 @@ def coarse_sources(rho_field: np.ndarray, center: tuple, k: float, height: int, 
     t in [|q - c| / s_max, |q - c| / s_min] always converges (a plain fixed-point iteration
     oscillates where the mesh depth is steep, e.g. at the face's silhouette). Only the
     box where rho is non-zero, grown by the largest displacement, is solved; the rest is
-    the identity.
+    the identity. ``stride`` > 1 solves at the centres of stride x stride blocks only (upsample_sources
+    fills in the pixels: the field is smooth, and it saves time on large images).
     """
     field = torch.from_numpy(np.asarray(rho_field, dtype=np.float32))
     box = _support_box(rho_field, center, k, height, width)
@@ -152,36 +153,19 @@ def jacobian_det(sampling_map: torch.Tensor) -> torch.Tensor:
     """
     dx = sampling_map[:-1, 1:] - sampling_map[:-1, :-1]
     dy = sampling_map[1:, :-1] - sampling_map[:-1, :-1]
-    return _det(dx, dy)
-
-
-def corner_dets(sampling_map: torch.Tensor) -> torch.Tensor:
-    """det J [H-1, W-1, 4] at the four corners of every cell between neighbouring map samples.
-
-    Upsampled bilinearly, a cell is a bilinear patch: at (u, v) in it d/du is affine in v alone and d/dv
-    in u alone, so det J is bilinear in (u, v) and lies between its four corner values, each the det of
-    two of the cell's edges. jacobian_det is the first corner (top and left edges).
-    """
-    top, bottom = sampling_map[:-1, 1:] - sampling_map[:-1, :-1], sampling_map[1:, 1:] - sampling_map[1:, :-1]
-    left, right = sampling_map[1:, :-1] - sampling_map[:-1, :-1], sampling_map[1:, 1:] - sampling_map[:-1, 1:]
-    return torch.stack([_det(top, left), _det(top, right), _det(bottom, left), _det(bottom, right)], dim=-1)
-
-
-def _det(along_x: torch.Tensor, along_y: torch.Tensor) -> torch.Tensor:
-    return along_x[..., 0] * along_y[..., 1] - along_x[..., 1] * along_y[..., 0]
+    return dx[..., 0] * dy[..., 1] - dx[..., 1] * dy[..., 0]
 
 
 def smooth_folds(sampling_map: torch.Tensor, min_det: float, max_det: float, rounds: int = FOLD_ROUNDS,
-                 radius: int = FOLD_RADIUS_PX, corners: bool = False) -> tuple:
+                 radius: int = FOLD_RADIUS_PX) -> tuple:
     """Smooth the displacement only around pixels whose det J leaves [min_det, max_det].
 
     A fold is a small, sharp feature (a nose side or a cheek running over what lies behind it), so
     blurring the displacement just there removes it and leaves the rest of the warp exact.
     Returns (map, number of pixels changed) when every det is in range after at most ``rounds``
-    blurs, else (None, 0). ``corners``: check all four corner_dets of each cell, so that the map
-    stays in range when upsampled bilinearly.
+    blurs, else (None, 0).
     """
-    bad = _out_of_range(sampling_map, min_det, max_det, corners)
+    bad = _out_of_range(sampling_map, min_det, max_det)
     if not bad.any():
         return sampling_map, 0
     # Work on the box around the bad pixels, grown by as far as the smoothing can spread.
@@ -196,7 +180,7 @@ def smooth_folds(sampling_map: torch.Tensor, min_det: float, max_det: float, rou
     kernel = torch.ones(2, 1, 2 * radius + 1, 2 * radius + 1) / (2 * radius + 1) ** 2
     changed = torch.zeros(y1 - y0, x1 - x0, dtype=torch.bool)
     for _ in range(rounds):
-        bad = F.pad(_out_of_range(ident + disp[0].permute(1, 2, 0), min_det, max_det, corners).float()[None, None],
+        bad = F.pad(_out_of_range(ident + disp[0].permute(1, 2, 0), min_det, max_det).float()[None, None],
                     (0, 1, 0, 1))
         if not bad.any():
             break
@@ -205,17 +189,14 @@ def smooth_folds(sampling_map: torch.Tensor, min_det: float, max_det: float, rou
         disp = torch.where(near, blurred, disp)
         changed |= near[0, 0]
     region = ident + torch.tensor([x0, y0], dtype=sampling_map.dtype) + disp[0].permute(1, 2, 0)
-    if _out_of_range(region, min_det, max_det, corners).any():
+    if _out_of_range(region, min_det, max_det).any():
         return None, 0
     out = sampling_map.clone()
     out[y0:y1, x0:x1] = region
     return out, int(changed.sum())
 
 
-def _out_of_range(sampling_map: torch.Tensor, min_det: float, max_det: float, corners: bool = False) -> torch.Tensor:
-    if corners:
-        det = corner_dets(sampling_map)
-        return ((det < min_det) | (det > max_det)).any(dim=-1)
+def _out_of_range(sampling_map: torch.Tensor, min_det: float, max_det: float) -> torch.Tensor:
     det = jacobian_det(sampling_map)
     return (det < min_det) | (det > max_det)
 

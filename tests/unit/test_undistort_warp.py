@@ -1,5 +1,6 @@
 """Face Undistort's warp helpers on maps whose result is known by hand: integer shifts, border replication,
-nearest sampling, per-image maps, dtypes, and the numerical inverse of a flow."""
+nearest sampling, per-image maps, dtypes, and the numerical inverse of a flow; upsampling only the moving
+blocks against the whole map."""
 import numpy as np
 import pytest
 import torch
@@ -52,25 +53,20 @@ def test_invert_map_at_reads_only_x_y_and_finds_a_scaled_maps_preimage():
     assert got == pytest.approx(np.array([[24.0, 12.0], [17.0, 8.0]]), abs=1e-3)
 
 
-def test_corner_dets_of_one_bilinear_cell():
-    from pipelines.undistort.warp import corner_dets, jacobian_det
+@pytest.mark.parametrize("fold", [False, True])
+def test_upsampling_only_the_moving_blocks_equals_the_whole_map(fold):
+    from pipelines.undistort.warp import coarse_sources, smooth_folds, upsample_moved, upsample_sources
 
-    # corners (0,0) (1,0) / (0,1) (2,2): the bilinear patch m(u, v) = (u + uv, v + uv) has
-    # d/du = (1 + v, v), d/dv = (u, 1 + u) and det J = 1 + u + v: 1, 2, 2, 3 at its corners
-    cell = torch.tensor([[[0.0, 0.0], [1.0, 0.0]], [[0.0, 1.0], [2.0, 2.0]]])
-    assert corner_dets(cell)[0, 0].tolist() == [1.0, 2.0, 2.0, 3.0]  # (u, v) = (0,0), (1,0), (0,1), (1,1)
-    assert jacobian_det(cell)[0, 0] == 1.0
+    def dome(cx, cy, sigma, depth):  # on the 150 x 130 working grid
+        ys, xs = np.mgrid[0:150, 0:130]
+        return depth * np.exp(-(((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma ** 2)))
 
-
-def test_corner_checked_smoothing_catches_a_fold_only_the_far_corner_sees():
-    from pipelines.undistort.warp import corner_dets, jacobian_det, smooth_folds
-
-    smap = identity_map(6, 6)
-    smap[3, 3] -= 0.8  # (2.2, 2.2): cell (2, 2) has corners (2,2) (3,2) / (2,3) (2.2,2.2), i.e. relative to its
-    # origin (0,0) (1,0) / (0,1) (x,y) = (0.2, 0.2), whose corner dets are 1, y, x and x + y - 1 = -0.6;
-    # node (3, 3)'s own forward det is 1.8 * 1.8 - 0.8 * 0.8 = 2.6, so jacobian_det never goes below 0.2
-    assert float(jacobian_det(smap).min()) == pytest.approx(0.2)
-    assert corner_dets(smap)[2, 2].tolist() == pytest.approx([1.0, 0.2, 0.2, -0.6])
-    assert smooth_folds(smap, 0.05, 6.0)[1] == 0
-    fixed, changed = smooth_folds(smap, 0.05, 6.0, radius=1, corners=True)
-    assert changed > 0 and float(corner_dets(fixed).min()) >= 0.05
+    height, width, stride = 300, 260, 4  # not multiples of the stride
+    center = ((width - 1) / 2, (height - 1) / 2)
+    # a steep bump off-centre folds at full resolution when its blocks are not smoothed first
+    rho = dome(110, 40, 3.0, -0.3) if fold else dome(70, 80, 12, -0.12)
+    coarse = coarse_sources(rho, center, 10.0, height, width, stride)
+    whole, changed = smooth_folds(upsample_sources(coarse, stride, height, width), 0.05, 6.0)
+    fast, fast_changed = upsample_moved(coarse, stride, height, width, 0.05, 6.0)
+    assert (changed > 0) == fold and fast_changed == changed
+    assert torch.allclose(fast, whole, atol=1e-4)
