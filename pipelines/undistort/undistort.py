@@ -279,6 +279,7 @@ def _correct_refined(img, points, settings, depth, depth_mask, detector):
     if refined is points:
         return out, smap, mask, info
     out, smap, mask, info = correct_one(img, refined, settings)
+    info.landmarks_in = points  # the landmarks found in the image, as without refinement
     info.note = "; ".join(n for n in (info.note, "mesh depths re-read on a first correction") if n)
     return out, smap, mask, info
 
