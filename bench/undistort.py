@@ -18,7 +18,9 @@ the near render's own landmarks). The default correction re-reads the mesh depth
 (UndistortSettings.refine_depth; the face mesh puts the chin ~20 px of z too far back on a 0.25 m render)
 and keeps them when they bring the face forward; `undistort_render_refined_cases` counts where it did. Two
 diagnostics beside it: the same correction without that refinement, and one driven by the meshes' true
-depths (what the warp and the re-detection alone leave: the floor of this measurement).
+depths (what the warp and the re-detection alone leave: the floor of this measurement). Last, a wrong
+distance: renders at 0.6 and 1 m corrected as 0.3 m selfies, with and without the refinement (the
+refinement's check does not catch these; it adds to their over-correction).
 
 Timing: undistort_faces on the 512² astronaut with the face mesh detector loaded once (as in a running
 server), median over runs and (max - min) / min, plus CPU time; the astronaut, a photo from afar taken for a
@@ -52,6 +54,8 @@ FAR_M = 3.0
 CASES = [(d, yaw, off) for d in (0.25, 0.3, 0.45) for yaw in (-15, 0, 15) for off in ((0.0, 0.0), (0.04, -0.03))]
 RENDER_CASES = [(0.25, 0, (0.0, 0.0)), (0.25, 15, (0.04, -0.03)), (0.3, -15, (0.0, 0.0)), (0.3, 15, (0.04, -0.03)),
                 (0.35, 0, (-0.03, 0.02)), (0.45, -15, (0.0, 0.0))]
+# Renders further away than the 0.3 m selfie they are corrected as (selfie_distance_m=0.3): a wrong distance
+WRONG_DISTANCE_CASES = [(0.6, 0, (0.0, 0.0)), (1.0, 15, (0.02, 0.0))]
 TIMING_RUNS = 15
 
 
@@ -114,6 +118,26 @@ def render_errors(images, detector):
     return {name: float(np.mean(v)) for name, v in errors.items()}, refined
 
 
+def wrong_distance_errors(images, detector):
+    """Mean landmark error (px) on renders at 0.6-1 m corrected as 0.3 m selfies: (with, without) the depth
+    refinement, and how many kept the re-read depths."""
+    f = focal_from_fov(FOV_DEG, SIZE, SIZE)
+    errors, kept = {True: [], False: []}, 0
+    for image in images:
+        photo = image[0].numpy()
+        mesh = face_mesh_from_photo(_landmarks(detector, photo), photo)
+        for distance, yaw, offset in WRONG_DISTANCE_CASES:
+            near, far = near_and_far(mesh, distance, f, (SIZE, SIZE), FAR_M, yaw, offset)
+            on_far = _landmarks(detector, far)
+            for refine in (True, False):
+                settings = UndistortSettings(distance_m=0.3, far_m=FAR_M, refine_depth=refine)
+                result = undistort_faces(torch.from_numpy(near)[None], settings, detector=detector)
+                kept += refine and "depths re-read" in result.faces[0].note
+                errors[refine].append(np.linalg.norm(_landmarks(detector, result.images[0].numpy())[:, :2]
+                                                     - on_far[:, :2], axis=1).mean())
+    return float(np.mean(errors[True])), float(np.mean(errors[False])), kept
+
+
 def timing(images, detector, runs=TIMING_RUNS):
     """{name: (median ms, (max - min) / min, median CPU ms)} for each image, runs interleaved."""
     settings = {"photo": UndistortSettings(distance_m=0.3), "render": UndistortSettings(fov_deg=FOV_DEG, far_m=FAR_M)}
@@ -143,8 +167,10 @@ def main():
     timed = timing({"photo": images[0], "render": near_render(images[0][0].numpy(), detector)}, detector)
     before, after = synthetic_errors(images)
     rendered, refined = render_errors(images, detector)
+    wrong, wrong_unrefined, wrong_kept = wrong_distance_errors(images, detector)
     ms, spread, cpu_ms = timed["photo"]
-    print(f"synthetic cases: {len(CASES) * len(images)}, render cases: {len(RENDER_CASES) * len(images)}, "
+    print(f"synthetic cases: {len(CASES) * len(images)}, render cases: {len(RENDER_CASES) * len(images)} "
+          f"(wrong distance: {len(WRONG_DISTANCE_CASES) * len(images)}), "
           f"at {SIZE}x{SIZE}; timing over {TIMING_RUNS} runs")
     print(f"undistort_cpu_ms_per_image: {cpu_ms:.1f}")
     print(f"undistort_ms_per_image: {ms:.1f}")
@@ -159,6 +185,9 @@ def main():
     print(f"undistort_render_refined_cases: {refined}")
     print(f"undistort_render_err_px_without_depth_refinement: {rendered['unrefined']:.3f}")
     print(f"undistort_render_err_px_true_depths: {rendered['true_depth']:.3f}")
+    print(f"undistort_render_err_px_wrong_distance: {wrong:.3f}")
+    print(f"undistort_render_wrong_distance_refined_cases: {wrong_kept}")
+    print(f"undistort_render_err_px_wrong_distance_without_depth_refinement: {wrong_unrefined:.3f}")
 
 
 if __name__ == "__main__":

@@ -144,7 +144,9 @@ class FaceUndistort(io.ComfyNode):
                                  tooltip="Geometry with detected faces: read the face-mesh depths again on a first "
                                          "correction (the mesh sets a near face's chin too far back) and correct "
                                          "again with them when they bring the face forward, else keep the first "
-                                         "correction (one more face-mesh pass). Off: one pass."),
+                                         "correction (one more face-mesh pass). Off: one pass; better when the "
+                                         "photo was taken from further away than the distance used, which the "
+                                         "refinement over-corrects further."),
                 io.Mask.Input("depth_mask", optional=True,
                               tooltip="Where the depth map's face is (default: the face-mesh oval)."),
                 CorrectorType.Input("corrector", optional=True,

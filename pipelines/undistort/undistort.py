@@ -154,12 +154,14 @@ def refine_depth(first_bchw: torch.Tensor, points: np.ndarray, detector) -> np.n
     final warp uses them (eyes kept at their depth, positions from the near image).
 
     It feeds back when the distance is wrong: a photo from afar taken for a 0.3 m selfie (e.g. skimage's
-    astronaut) is over-corrected by the first pass, and an over-corrected face reads as receding behind
-    its eyes too (astronaut: chin 5 -> 41 px of z), which would squash it (face height -24 %). Either
-    distortion pushes the face back, only a correction towards the truth brings it forward; so the re-read
-    depths are kept only when they put the face, on average, no further behind the eyes than the first
-    reading (renders at 0.25-0.35 m: -3 to -7 px; far photos at 0.3 m: +8 to +11 px). Otherwise, and
-    without a face on the first correction, ``points`` itself is returned.
+    astronaut) is over-corrected by the first pass, and there the face mesh reads the over-corrected face
+    as receding behind its eyes (astronaut: chin 5 -> 41 px of z), which would squash it (face height
+    -24 %). A correction towards the truth instead brings the face forward, so the re-read depths are kept
+    only when they put the face, on average, no further behind the eyes than the first reading (renders
+    at 0.25-0.35 m corrected at about their distance: -3 to -7 px; the two far photos at 0.3 m: +8 to
+    +11 px). Otherwise, and without a face on the first correction, ``points`` itself is returned. The
+    check does not catch every wrong distance: renders at 0.6-1 m corrected as 0.3 m selfies pass it, and
+    the refinement adds to their over-correction (bench/undistort.py prints that case).
     """
     from ..common.images import image_to_uint8
 
