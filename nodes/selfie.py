@@ -166,8 +166,8 @@ class FaceUndistort(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, mode, far_distance_m, selfie_distance_m, fov_degrees, face_index, on_no_face, falloff,
-                depth_is_disparity=True, refine_depth=True, landmarks=None, face_landmarks=None, depth=None, depth_mask=None,
-                corrector=None) -> io.NodeOutput:
+                depth_is_disparity=True, refine_depth=True, landmarks=None, face_landmarks=None, depth=None,
+                depth_mask=None, corrector=None) -> io.NodeOutput:
         from ..pipelines.selfie_tools.external_faces import faces_from_face_landmarks
         from ..pipelines.selfie_tools.mediapipe_runtime import require_for
         from ..pipelines.undistort import UndistortSettings

@@ -167,7 +167,8 @@ def refine_depth(first_bchw: torch.Tensor, points: np.ndarray, detector) -> np.n
 
     faces = detector.detect(image_to_uint8(first_bchw.permute(0, 2, 3, 1))[0])
     centre = points[:, :2].mean(axis=0)
-    near = [f.points for f in faces if np.linalg.norm(f.points[:, :2].mean(axis=0) - centre) < 0.25 * np.ptp(points[:, 0])]
+    reach = 0.25 * np.ptp(points[:, 0])  # a quarter of the face width: the same face, not a neighbour
+    near = [f.points for f in faces if np.linalg.norm(f.points[:, :2].mean(axis=0) - centre) < reach]
     if not near:
         return points
     again = min(near, key=lambda p: np.linalg.norm(p[:, :2].mean(axis=0) - centre))
