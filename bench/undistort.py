@@ -14,15 +14,20 @@ length scaled so the face keeps its size. The face mesh is detected on both rend
 render goes through undistort_faces exactly as in normal use (geometric, detector, distance
 estimated from the 70° FOV and the prior), the face mesh is detected on its output, and the
 error is the mean distance over all 468 landmarks to those detected on the far render ("before":
-the near render's own landmarks). Two diagnostics beside it: the same correction with the opt-in depth
-refinement (refine_depth=True: mesh depths re-read on a first correction; the face mesh puts the chin
-~20 px of z too far back on a 0.25 m render), and one driven by the meshes' true depths (what the warp
-and the re-detection alone leave: the floor of this measurement).
+the near render's own landmarks). The default correction re-reads the mesh depths on a first correction
+(UndistortSettings.refine_depth; the face mesh puts the chin ~20 px of z too far back on a 0.25 m render)
+and keeps them when they bring the face forward; `undistort_render_refined_cases` counts where it did. Two
+diagnostics beside it: the same correction without that refinement, and one driven by the meshes' true
+depths (what the warp and the re-detection alone leave: the floor of this measurement). Last, a wrong
+distance: renders at 0.6 and 1 m corrected as 0.3 m selfies, with and without the refinement (the
+refinement's check does not catch these; it adds to their over-correction).
 
 Timing: undistort_faces on the 512² astronaut with the face mesh detector loaded once (as in a running
-server), median over runs and (max - min) / min, plus CPU time. On a shared machine wall time says as
-much about the neighbours as about the code. The learned corrector (the thesis' reference) needs weights
-that are not available offline, so only ours is measured.
+server), median over runs and (max - min) / min, plus CPU time; the astronaut, a photo from afar taken for a
+0.3 m selfie, keeps its first reading (two face-mesh calls, one warp), so a 0.3 m render, whose re-read depths
+are kept (two calls, two warps), is timed too. On a shared machine wall time says as much about the
+neighbours as about the code. The learned corrector (the thesis' reference) needs weights that are not
+available offline, so only ours is measured.
 
     .venv/bin/python bench/undistort.py
 """
@@ -49,6 +54,8 @@ FAR_M = 3.0
 CASES = [(d, yaw, off) for d in (0.25, 0.3, 0.45) for yaw in (-15, 0, 15) for off in ((0.0, 0.0), (0.04, -0.03))]
 RENDER_CASES = [(0.25, 0, (0.0, 0.0)), (0.25, 15, (0.04, -0.03)), (0.3, -15, (0.0, 0.0)), (0.3, 15, (0.04, -0.03)),
                 (0.35, 0, (-0.03, 0.02)), (0.45, -15, (0.0, 0.0))]
+# Renders further away than the 0.3 m selfie they are corrected as (selfie_distance_m=0.3): a wrong distance
+WRONG_DISTANCE_CASES = [(0.6, 0, (0.0, 0.0)), (1.0, 15, (0.02, 0.0))]
 TIMING_RUNS = 15
 
 
@@ -84,10 +91,12 @@ def _landmarks(detector, image_hwc: np.ndarray) -> np.ndarray:
 
 
 def render_errors(images, detector):
-    """Mean landmark error (px) on renders: before, after, after with depth refinement, after with true depths."""
+    """Mean landmark error (px) on renders: before, after (default), after without depth refinement, after
+    with true depths; and how many default corrections kept the re-read depths."""
     f = focal_from_fov(FOV_DEG, SIZE, SIZE)
     settings = UndistortSettings(fov_deg=FOV_DEG, far_m=FAR_M)
-    errors = {"before": [], "after": [], "refined": [], "true_depth": []}
+    errors = {"before": [], "after": [], "unrefined": [], "true_depth": []}
+    refined = 0
     for image in images:
         photo = image[0].numpy()
         mesh = face_mesh_from_photo(_landmarks(detector, photo), photo)
@@ -97,47 +106,88 @@ def render_errors(images, detector):
             on_near, on_far = _landmarks(detector, near), _landmarks(detector, far)
             true_depth = view(mesh.vertices, distance, f, (SIZE, SIZE), FAR_M, yaw, offset).near_px
             runs = {"after": dict(detector=detector),
-                    "refined": dict(detector=detector, settings=UndistortSettings(fov_deg=FOV_DEG, far_m=FAR_M,
-                                                                                  refine_depth=True)),
+                    "unrefined": dict(detector=detector, settings=UndistortSettings(fov_deg=FOV_DEG, far_m=FAR_M,
+                                                                                    refine_depth=False)),
                     "true_depth": dict(landmarks=[[true_depth]])}
             errors["before"].append(np.linalg.norm(on_near[:, :2] - on_far[:, :2], axis=1).mean())
             for name, kwargs in runs.items():
-                corrected = undistort_faces(near_t, kwargs.pop("settings", settings), **kwargs).images[0].numpy()
-                errors[name].append(np.linalg.norm(_landmarks(detector, corrected)[:, :2] - on_far[:, :2],
-                                                   axis=1).mean())
-    return {name: float(np.mean(v)) for name, v in errors.items()}
+                result = undistort_faces(near_t, kwargs.pop("settings", settings), **kwargs)
+                refined += name == "after" and "depths re-read" in result.faces[0].note
+                errors[name].append(np.linalg.norm(_landmarks(detector, result.images[0].numpy())[:, :2]
+                                                   - on_far[:, :2], axis=1).mean())
+    return {name: float(np.mean(v)) for name, v in errors.items()}, refined
 
 
-def timing(image, detector, runs=TIMING_RUNS):
-    settings = UndistortSettings(distance_m=0.3)
-    undistort_faces(image, settings, detector=detector)  # warm-up (model load excluded, as in a running server)
-    times, cpu = [], []
+def wrong_distance_errors(images, detector):
+    """Mean landmark error (px) on renders at 0.6-1 m corrected as 0.3 m selfies: (with, without) the depth
+    refinement, and how many kept the re-read depths."""
+    f = focal_from_fov(FOV_DEG, SIZE, SIZE)
+    errors, kept = {True: [], False: []}, 0
+    for image in images:
+        photo = image[0].numpy()
+        mesh = face_mesh_from_photo(_landmarks(detector, photo), photo)
+        for distance, yaw, offset in WRONG_DISTANCE_CASES:
+            near, far = near_and_far(mesh, distance, f, (SIZE, SIZE), FAR_M, yaw, offset)
+            on_far = _landmarks(detector, far)
+            for refine in (True, False):
+                settings = UndistortSettings(distance_m=0.3, far_m=FAR_M, refine_depth=refine)
+                result = undistort_faces(torch.from_numpy(near)[None], settings, detector=detector)
+                kept += refine and "depths re-read" in result.faces[0].note
+                errors[refine].append(np.linalg.norm(_landmarks(detector, result.images[0].numpy())[:, :2]
+                                                     - on_far[:, :2], axis=1).mean())
+    return float(np.mean(errors[True])), float(np.mean(errors[False])), kept
+
+
+def timing(images, detector, runs=TIMING_RUNS):
+    """{name: (median ms, (max - min) / min, median CPU ms)} for each image, runs interleaved."""
+    settings = {"photo": UndistortSettings(distance_m=0.3), "render": UndistortSettings(fov_deg=FOV_DEG, far_m=FAR_M)}
+    times = {name: ([], []) for name in images}
+    for name, image in images.items():
+        undistort_faces(image, settings[name], detector=detector)  # warm-up (model load excluded, as in a server)
     for _ in range(runs):
-        t, c = time.perf_counter(), time.process_time()
-        undistort_faces(image, settings, detector=detector)
-        times.append((time.perf_counter() - t) * 1000)
-        cpu.append((time.process_time() - c) * 1000)
-    return statistics.median(times), (max(times) - min(times)) / min(times), statistics.median(cpu)
+        for name, image in images.items():
+            t, c = time.perf_counter(), time.process_time()
+            undistort_faces(image, settings[name], detector=detector)
+            times[name][0].append((time.perf_counter() - t) * 1000)
+            times[name][1].append((time.process_time() - c) * 1000)
+    return {name: (statistics.median(wall), (max(wall) - min(wall)) / min(wall), statistics.median(cpu))
+            for name, (wall, cpu) in times.items()}
+
+
+def near_render(photo, detector, distance=0.3):
+    f = focal_from_fov(FOV_DEG, SIZE, SIZE)
+    mesh = face_mesh_from_photo(_landmarks(detector, photo), photo)
+    return torch.from_numpy(near_and_far(mesh, distance, f, (SIZE, SIZE), FAR_M)[0])[None]
 
 
 def main():
     torch.set_num_threads(2)
     images = list(photos())
     detector = FaceMeshDetector()
-    ms, spread, cpu_ms = timing(images[0], detector)
+    timed = timing({"photo": images[0], "render": near_render(images[0][0].numpy(), detector)}, detector)
     before, after = synthetic_errors(images)
-    rendered = render_errors(images, detector)
-    print(f"synthetic cases: {len(CASES) * len(images)}, render cases: {len(RENDER_CASES) * len(images)}, "
+    rendered, refined = render_errors(images, detector)
+    wrong, wrong_unrefined, wrong_kept = wrong_distance_errors(images, detector)
+    ms, spread, cpu_ms = timed["photo"]
+    print(f"synthetic cases: {len(CASES) * len(images)}, render cases: {len(RENDER_CASES) * len(images)} "
+          f"(wrong distance: {len(WRONG_DISTANCE_CASES) * len(images)}), "
           f"at {SIZE}x{SIZE}; timing over {TIMING_RUNS} runs")
     print(f"undistort_cpu_ms_per_image: {cpu_ms:.1f}")
     print(f"undistort_ms_per_image: {ms:.1f}")
     print(f"undistort_ms_spread_max_minus_min_over_min: {spread:.2f}")
+    print(f"undistort_cpu_ms_per_image_depths_re_read: {timed['render'][2]:.1f}")
+    print(f"undistort_ms_per_image_depths_re_read: {timed['render'][0]:.1f}")
+    print(f"undistort_ms_spread_depths_re_read: {timed['render'][1]:.2f}")
     print(f"undistort_landmark_err_px_before: {before:.3f}")
     print(f"undistort_landmark_err_px: {after:.3f}")
     print(f"undistort_render_err_px_before: {rendered['before']:.3f}")
     print(f"undistort_render_err_px: {rendered['after']:.3f}")
-    print(f"undistort_render_err_px_with_depth_refinement: {rendered['refined']:.3f}")
+    print(f"undistort_render_refined_cases: {refined}")
+    print(f"undistort_render_err_px_without_depth_refinement: {rendered['unrefined']:.3f}")
     print(f"undistort_render_err_px_true_depths: {rendered['true_depth']:.3f}")
+    print(f"undistort_render_err_px_wrong_distance: {wrong:.3f}")
+    print(f"undistort_render_wrong_distance_refined_cases: {wrong_kept}")
+    print(f"undistort_render_err_px_wrong_distance_without_depth_refinement: {wrong_unrefined:.3f}")
 
 
 if __name__ == "__main__":

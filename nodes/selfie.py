@@ -98,7 +98,8 @@ class FaceUndistort(io.ComfyNode):
             category=CATEGORY,
             description="Removes selfie perspective distortion (big nose, narrow face). geometry: re-projects the "
                         "face from the near camera to a far one with the focal length scaled by distance (thesis "
-                        "eq. 3.3) from mediapipe face-mesh depth (or your depth map / landmarks), one dense warp; "
+                        "eq. 3.3) from mediapipe face-mesh depth (or your depth map / landmarks), one dense warp "
+                        "(re-done with the mesh depths read again on the first correction, see refine_depth); "
                         "it moves pixels, it cannot show hidden ears. learned: Total Selfie's facevid2vid "
                         "corrector re-renders the FFHQ-aligned 512x512 face as seen from far and pastes it back. "
                         "The background stays in place. A distance estimated nearer than a selfie can be (a "
@@ -139,6 +140,13 @@ class FaceUndistort(io.ComfyNode):
                                        "image; fitted to the mesh, used instead of mesh interpolation."),
                 io.Boolean.Input("depth_is_disparity", default=True,
                                  tooltip="On: brighter = closer (Depth Anything / MiDaS). Off: brighter = further."),
+                io.Boolean.Input("refine_depth", default=True, optional=True,
+                                 tooltip="Geometry with detected faces: read the face-mesh depths again on a first "
+                                         "correction (the mesh sets a near face's chin too far back) and correct "
+                                         "again with them when they bring the face forward, else keep the first "
+                                         "correction (one more face-mesh pass). Off: one pass; better when the "
+                                         "photo was taken from further away than the distance used, which the "
+                                         "refinement over-corrects further."),
                 io.Mask.Input("depth_mask", optional=True,
                               tooltip="Where the depth map's face is (default: the face-mesh oval)."),
                 CorrectorType.Input("corrector", optional=True,
@@ -158,8 +166,8 @@ class FaceUndistort(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, mode, far_distance_m, selfie_distance_m, fov_degrees, face_index, on_no_face, falloff,
-                depth_is_disparity=True, landmarks=None, face_landmarks=None, depth=None, depth_mask=None,
-                corrector=None) -> io.NodeOutput:
+                depth_is_disparity=True, refine_depth=True, landmarks=None, face_landmarks=None, depth=None,
+                depth_mask=None, corrector=None) -> io.NodeOutput:
         from ..pipelines.selfie_tools.external_faces import faces_from_face_landmarks
         from ..pipelines.selfie_tools.mediapipe_runtime import require_for
         from ..pipelines.undistort import UndistortSettings
@@ -175,7 +183,7 @@ class FaceUndistort(io.ComfyNode):
                         "selfie_distance_m set")
         settings = UndistortSettings(far_m=far_distance_m, distance_m=selfie_distance_m, fov_deg=fov_degrees,
                                      face_index=face_index, on_no_face=on_no_face, falloff=falloff,
-                                     depth_is_disparity=depth_is_disparity)
+                                     depth_is_disparity=depth_is_disparity, refine_depth=refine_depth)
         device = load_models(corrector if mode != "geometry" else None)
         with cancellable():
             result, report = correct_faces(mode, image, settings, corrector, landmarks=landmarks, depth=depth,

@@ -36,15 +36,23 @@ def landmark_rho(points: np.ndarray, focal_px: float) -> np.ndarray:
 
 def face_polygon_mask(points: np.ndarray, height: int, width: int) -> np.ndarray:
     """Filled face-oval polygon as a float mask [H, W] at full resolution, anti-aliased by drawing it
-    at 4x4 supersampling and averaging each pixel's 16 samples."""
+    at 4x4 supersampling and averaging each pixel's 16 samples. Only the oval's pixel box is drawn (a
+    whole-pixel shift of the polygon shifts its drawing by the same pixels)."""
     from PIL import Image, ImageDraw
 
     ss = POLYGON_SUPERSAMPLING
-    canvas = Image.new("L", (width * ss, height * ss), 0)
+    oval = points[FACE_OVAL, :2]
+    x0, y0 = (max(int(np.floor(v)) - 1, 0) for v in oval.min(axis=0))
+    x1, y1 = (min(int(np.ceil(v)) + 2, n) for v, n in zip(oval.max(axis=0), (width, height)))
+    mask = np.zeros((height, width), dtype=np.float32)
+    if x1 <= x0 or y1 <= y0:
+        return mask
+    canvas = Image.new("L", ((x1 - x0) * ss, (y1 - y0) * ss), 0)
     # pixel centres are at integer coordinates in both grids: x -> (x + 0.5) * ss - 0.5
-    corners = (points[FACE_OVAL, :2] + 0.5) * ss - 0.5
+    corners = (oval - (x0, y0) + 0.5) * ss - 0.5
     ImageDraw.Draw(canvas).polygon([tuple(c) for c in corners], fill=255)
-    return np.asarray(canvas.reduce(ss), dtype=np.float32) / 255.0
+    mask[y0:y1, x0:x1] = np.asarray(canvas.reduce(ss), dtype=np.float32) / 255.0
+    return mask
 
 
 def rho_field_from_landmarks(points: np.ndarray, rho: np.ndarray, height: int, width: int,

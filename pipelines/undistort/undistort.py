@@ -4,10 +4,13 @@ Per image: face-mesh landmarks (mediapipe, or given) -> near camera from a field
 or a user distance with the interocular prior -> dense depth ratio (mesh interpolation,
 or a given depth map fitted to the mesh) -> re-projection from the near camera to one
 ``far_m`` away with the focal length scaled by distance (thesis eq. 3.3) -> one dense
-backward warp (grid_sample). This is a geometric stand-in for the thesis' learned
+backward warp (grid_sample); with detected landmarks the mesh depths are read again on that
+first correction and, when they bring the face forward, the warp is redone with them
+(refine_depth). This is a geometric stand-in for the thesis' learned
 corrector (a facevid2vid network fine-tuned on EG3D renders, see learned.py): it moves
 pixels, it cannot reveal what the near camera did not see (e.g. the ears).
 """
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -19,11 +22,11 @@ from ..common.progress import Progress, no_progress
 from .depth import face_polygon_mask, landmark_rho, rho_field_from_depth, rho_field_from_landmarks
 from .geometry import DEFAULT_FAR_M, DEFAULT_FOV_DEG, near_camera
 from .landmarks import MIN_FACE_PX, eye_centers, interocular_px, pick_face
-from .warp import coarse_sources, forward_points, identity_map, remap, smooth_folds, upsample_sources
+from .warp import (FOLD_RADIUS_PX, coarse_sources, forward_points, identity_map, remap, smooth_folds, upsample_moved,
+                   upsample_sources)
 
 
 SOLVE_SIDE = 128  # the warp is solved on a grid of about this many blocks along the long side
-FOLD_RADIUS_PX = 3  # half-width of the displacement blur around a fold, in output pixels
 # det J of the backward map outside [MIN, MAX]: a fold-over (<= 0), a streak (one source pixel smeared
 # over more than 1 / MIN output pixels) or a tear (neighbouring output pixels sampling far-apart sources).
 MIN_JACOBIAN_DET = 0.05
@@ -40,7 +43,7 @@ class UndistortSettings:
     on_no_face: str = "error"  # or "pass_through"
     falloff: float = 0.35  # fade width outside the face, in face widths
     depth_is_disparity: bool = True
-    refine_depth: bool = False  # detected faces: re-read the mesh depths on a first correction (refine_depth)
+    refine_depth: bool = True  # detected faces: re-read the mesh depths on a first correction (refine_depth)
 
 
 @dataclass
@@ -85,11 +88,8 @@ def correct_one(image_bchw: torch.Tensor, points: Optional[np.ndarray], settings
         depth_mask if depth_mask is not None else np.zeros((height, width), np.float32))
     # the face mask rides along as a 4th channel: one resampling pass for both
     mask_b1hw = torch.from_numpy(np.asarray(src_mask, np.float32))[None, None].to(image_bchw.dtype)
-    warped = remap(torch.cat([image_bchw, mask_b1hw], dim=1), sampling_map)
-    corrected, out_mask = warped[:, :-1], warped[0, -1]
-    # grid_sample's normalisation is not bit-exact for an identity map; keep untouched pixels exact.
-    untouched = (sampling_map == identity_map(height, width)).all(dim=-1)
-    corrected = torch.where(untouched, image_bchw, corrected)
+    corrected, out_mask = _remap_moved(torch.cat([image_bchw, mask_b1hw], dim=1), sampling_map).split([3, 1], 1)
+    out_mask = out_mask[0, 0]
     moved = forward_points(points[:, :2], rho, camera.center, k, height, width) if points is not None else None
     note = "; ".join(n for n in (camera.note, warp_note) if n)
     info = FaceCorrection(True, camera.distance_m, camera.focal_px, k, points, moved, note)
@@ -130,30 +130,45 @@ def plan_warp(points: Optional[np.ndarray], settings: UndistortSettings, height:
     return camera, k, sampling_map, rho, warp_note
 
 
-def refine_depth(image_bchw: torch.Tensor, points: np.ndarray, settings: UndistortSettings, detector) -> np.ndarray:
-    """``points`` with their depths re-read by the face mesh on a first correction of the image.
+def _remap_moved(image_bchw: torch.Tensor, sampling_map: torch.Tensor) -> torch.Tensor:
+    """remap, run only on the box of pixels the map moves; the others are kept exactly (grid_sample's
+    normalisation is not bit-exact for an identity map)."""
+    moved = (sampling_map != identity_map(*sampling_map.shape[:2])).any(dim=-1)
+    if not moved.any():
+        return image_bchw
+    rows, cols = torch.nonzero(moved.any(dim=1))[:, 0], torch.nonzero(moved.any(dim=0))[:, 0]
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    box = remap(image_bchw, sampling_map[y0:y1, x0:x1])  # sources anywhere in the image
+    out = image_bchw.clone()
+    out[..., y0:y1, x0:x1] = torch.where(moved[y0:y1, x0:x1], box, image_bchw[..., y0:y1, x0:x1])
+    return out
+
+
+def refine_depth(first_bchw: torch.Tensor, points: np.ndarray, detector) -> np.ndarray:
+    """``points`` with their depths re-read by the face mesh on ``first_bchw``, the image corrected with them.
 
     The face mesh reads depth from the face's 2D shape as if the camera were far: on a near selfie it
     puts the chin and jaw too far back (~20 px of z at 0.25 m in bench/undistort.py's renders, whose
     true depths are known), so a correction from those depths leaves them too small. On the first
     correction, which looks as if taken from afar, the depths it reads are close to the true ones; the
-    final warp uses them (eyes kept at their depth, positions from the near image). Without a face on
-    the first correction the points are returned unchanged.
+    final warp uses them (eyes kept at their depth, positions from the near image).
 
-    Off by default: it feeds back. When the distance is wrong (a photo from afar taken for a 0.3 m
-    selfie, e.g. skimage's astronaut), the first pass over-corrects, the face mesh then reads an
-    exaggerated depth, and the final warp squashes the face (astronaut at 0.3 m: face height -24 %).
+    It feeds back when the distance is wrong: a photo from afar taken for a 0.3 m selfie (e.g. skimage's
+    astronaut) is over-corrected by the first pass, and there the face mesh reads the over-corrected face
+    as receding behind its eyes (astronaut: chin 5 -> 41 px of z), which would squash it (face height
+    -24 %). A correction towards the truth instead brings the face forward, so the re-read depths are kept
+    only when they put the face, on average, no further behind the eyes than the first reading (renders
+    at 0.25-0.35 m corrected at about their distance: -3 to -7 px; the two far photos at 0.3 m: +8 to
+    +11 px). Otherwise, and without a face on the first correction, ``points`` itself is returned. The
+    check does not catch every wrong distance: renders at 0.6-1 m corrected as 0.3 m selfies pass it, and
+    the refinement adds to their over-correction (bench/undistort.py prints that case).
     """
     from ..common.images import image_to_uint8
 
-    _, _, height, width = image_bchw.shape
-    warp = plan_warp(points, settings, height, width)
-    if isinstance(warp, str):
-        return points
-    first = remap(image_bchw[:, :3], warp[2])
-    faces = detector.detect(image_to_uint8(first.permute(0, 2, 3, 1))[0])
+    faces = detector.detect(image_to_uint8(first_bchw.permute(0, 2, 3, 1))[0])
     centre = points[:, :2].mean(axis=0)
-    near = [f.points for f in faces if np.linalg.norm(f.points[:, :2].mean(axis=0) - centre) < 0.25 * np.ptp(points[:, 0])]
+    reach = 0.25 * np.ptp(points[:, 0])  # a quarter of the face width: the same face, not a neighbour
+    near = [f.points for f in faces if np.linalg.norm(f.points[:, :2].mean(axis=0) - centre) < reach]
     if not near:
         return points
     again = min(near, key=lambda p: np.linalg.norm(p[:, :2].mean(axis=0) - centre))
@@ -161,7 +176,7 @@ def refine_depth(image_bchw: torch.Tensor, points: np.ndarray, settings: Undisto
     right_again, left_again = eye_centers(again)
     refined = points.copy()
     refined[:, 2] = again[:, 2] - (right_again[2] + left_again[2]) / 2.0 + (right[2] + left[2]) / 2.0
-    return refined
+    return refined if float(np.mean(refined[:, 2] - points[:, 2])) <= 0.0 else points
 
 
 def fold_free_map(rho: np.ndarray, center: tuple, k: float, height: int, width: int):
@@ -190,9 +205,10 @@ def fold_free_map(rho: np.ndarray, center: tuple, k: float, height: int, width: 
             smoothed *= stride * stride
         if coarse is None:
             continue
-        sampling_map = upsample_sources(coarse, stride, height, width)
-        if stride > 1 and min(height, width) > 1:
-            sampling_map, more = smooth_folds(sampling_map, MIN_JACOBIAN_DET, MAX_JACOBIAN_DET)
+        if stride == 1 or min(height, width) == 1:
+            sampling_map = upsample_sources(coarse, stride, height, width)
+        else:  # checked again at full resolution, where pixels between block centres could still fold
+            sampling_map, more = upsample_moved(coarse, stride, height, width, MIN_JACOBIAN_DET, MAX_JACOBIAN_DET)
             if sampling_map is None:
                 continue
             smoothed += more
@@ -227,32 +243,62 @@ def undistort_faces(images: torch.Tensor, settings: UndistortSettings = Undistor
     progress = progress or no_progress(batch)
     if landmarks is None and detector is None and (depth is None or settings.distance_m <= 0):
         detector = FaceMeshDetector()
-    outs, maps, masks, infos = [], [], [], []
+    with _one_torch_thread():
+        return _undistort_batch(images, settings, landmarks, depth, depth_mask, detector, progress)
+
+
+def _undistort_batch(images, settings, landmarks, depth, depth_mask, detector, progress) -> UndistortResult:
+    batch, height, width = images.shape[:3]
+    per_image = []  # (image, map, mask, FaceCorrection)
     for i in range(batch):
         faces = _faces_for(i, landmarks, detector, images)
         face = pick_face(faces, settings.face_index)
-        pts = None if face is None else face.points
         d_i = _depth_for(depth, i, height, width)
-        img = images[i:i + 1, ..., :3].permute(0, 3, 1, 2).float().cpu()
-        if pts is not None and landmarks is None and d_i is None and settings.refine_depth:
-            pts = refine_depth(img, pts, settings, detector)
-        if pts is None and d_i is None and settings.on_no_face != "pass_through":
+        if face is None and d_i is None and settings.on_no_face != "pass_through":
             raise InputError(
                 f"No face found in image {i} of the batch ({width}x{height}). Use a photo with a visible "
                 "face, connect landmarks or a depth map, or set on_no_face to 'pass_through'.")
         m_i = None if depth_mask is None else depth_mask[min(i, depth_mask.shape[0] - 1)].cpu().numpy()
-        out, smap, mask, info = correct_one(img, pts, settings, d_i, m_i)
-        outs.append(out)
-        maps.append(smap)
-        masks.append(mask)
-        infos.append(info)
+        img = images[i:i + 1, ..., :3].permute(0, 3, 1, 2).float().cpu()
+        refine = detector if landmarks is None and settings.refine_depth else None
+        per_image.append(_correct_refined(img, None if face is None else face.points, settings, d_i, m_i, refine))
         progress.step()
+    outs, maps, masks, infos = (list(items) for items in zip(*per_image))
     result = torch.cat(outs).clamp(0, 1).permute(0, 2, 3, 1)
     if images.shape[-1] > 3:  # keep an alpha channel, warped the same way
         alpha = torch.cat([remap(images[i:i + 1, ..., 3:].permute(0, 3, 1, 2).float().cpu(), maps[i])
                            for i in range(batch)]).permute(0, 2, 3, 1)
         result = torch.cat([result, alpha], dim=-1)
     return UndistortResult(result, torch.stack(maps), torch.stack(masks), infos)
+
+
+def _correct_refined(img, points, settings, depth, depth_mask, detector):
+    """correct_one, then again with the mesh depths re-read on its output (refine_depth) when there is a
+    ``detector``, detected landmarks and no depth map."""
+    out, smap, mask, info = correct_one(img, points, settings, depth, depth_mask)
+    if detector is None or not info.found or points is None or depth is not None:
+        return out, smap, mask, info
+    refined = refine_depth(out, points, detector)
+    if refined is points:
+        return out, smap, mask, info
+    out, smap, mask, info = correct_one(img, refined, settings)
+    info.landmarks_in = points  # the landmarks found in the image, as without refinement
+    info.note = "; ".join(n for n in (info.note, "mesh depths re-read on a first correction") if n)
+    return out, smap, mask, info
+
+
+@contextmanager
+def _one_torch_thread():
+    """Run torch on one intra-op thread. Per image the warp is a few dozen short ops on ~1 MB tensors:
+    OpenMP workers gain nothing on them and, spinning between ops, take the cores the face mesh's own
+    threads need (bench/undistort.py at 512^2 before this: 170 ms CPU for 90 ms wall on 2 threads and
+    2 cores; the same work takes ~37 ms CPU on one thread)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def check_batches(batch: int, **inputs) -> None:

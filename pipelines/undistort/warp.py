@@ -12,6 +12,8 @@ from ..common.errors import InputError
 from .geometry import radial_scale
 
 BISECTION_STEPS = 10  # the bracket is ~30 % of the radius: 10 halvings reach ~0.1 px at r = 300 px
+FOLD_ROUNDS = 12  # blurs smooth_folds tries before giving up
+FOLD_RADIUS_PX = 3  # half-width of its blur
 
 
 def _sample_field(field: torch.Tensor, xy: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -27,24 +29,6 @@ def identity_map(height: int, width: int) -> torch.Tensor:
     return torch.stack([xs, ys], dim=-1)
 
 
-def backward_map_from_rho(rho_field: np.ndarray, center: tuple, k: float, height: int, width: int,
-                          stride: int = 1) -> torch.Tensor:
-    """Invert q = c + s(rho(p)) (p - c) for every output pixel q.
-
-    The motion is radial about the principal point c, so the source of q lies on the ray
-    c + t * (q - c) / |q - c|; its radius t solves t * s(rho(t)) = |q - c|. Bisection on
-    t in [|q - c| / s_max, |q - c| / s_min] always converges (a plain fixed-point iteration
-    oscillates where the mesh depth is steep, e.g. at the face's silhouette). Only the
-    box where rho is non-zero, grown by the largest displacement, is solved; the rest is
-    the identity. ``stride`` > 1 solves at the centres of stride x stride blocks and
-    upsamples the displacement (the field is smooth; it saves time on large images).
-    """
-    coarse = coarse_sources(rho_field, center, k, height, width, stride)
-    if coarse is None:
-        return identity_map(height, width)
-    return upsample_sources(coarse, stride, height, width)
-
-
 def block_centers(height: int, width: int, stride: int) -> torch.Tensor:
     """Full-resolution pixel positions [ceil(H / stride), ceil(W / stride), 2] of the stride x stride blocks'
     centres (the identity map for stride 1)."""
@@ -53,8 +37,16 @@ def block_centers(height: int, width: int, stride: int) -> torch.Tensor:
 
 def coarse_sources(rho_field: np.ndarray, center: tuple, k: float, height: int, width: int,
                    stride: int = 1):
-    """Source pixel [h_s, w_s, 2] of every block centre (see backward_map_from_rho), or None where rho is 0
-    everywhere (the identity)."""
+    """Source pixel [h_s, w_s, 2] of every block centre, or None where rho is 0 everywhere (the identity).
+
+    The motion is radial about the principal point c, so the source of q lies on the ray
+    c + t * (q - c) / |q - c|; its radius t solves t * s(rho(t)) = |q - c|. Bisection on
+    t in [|q - c| / s_max, |q - c| / s_min] always converges (a plain fixed-point iteration
+    oscillates where the mesh depth is steep, e.g. at the face's silhouette). Only the
+    box where rho is non-zero, grown by the largest displacement, is solved; the rest is
+    the identity. ``stride`` > 1 solves at the centres of stride x stride blocks only (upsample_sources
+    fills in the pixels: the field is smooth, and it saves time on large images).
+    """
     field = torch.from_numpy(np.asarray(rho_field, dtype=np.float32))
     box = _support_box(rho_field, center, k, height, width)
     if box is None:
@@ -70,18 +62,48 @@ def upsample_sources(coarse: torch.Tensor, stride: int, height: int, width: int)
     """Full-resolution sampling map [H, W, 2] from block-centre sources: the displacement is upsampled."""
     if stride == 1:
         return coarse
-    disp = coarse - block_centers(height, width, stride)
+    return identity_map(height, width) + _upsample(coarse - block_centers(height, width, stride), stride, height,
+                                                   width)
+
+
+def _upsample(disp: torch.Tensor, stride: int, height: int, width: int) -> torch.Tensor:
+    """Block displacements [h_s, w_s, 2] -> pixels [height, width, 2] (block (0, 0)'s pixels first)."""
     h_s, w_s = disp.shape[:2]
     # Upsample by exactly ``stride`` (block centres land on their pixels), then cut to the image: sizing
     # straight to (height, width) would stretch the blocks when the image is not a multiple of stride.
-    disp = F.interpolate(disp.permute(2, 0, 1)[None], size=(h_s * stride, w_s * stride), mode="bilinear",
+    return F.interpolate(disp.permute(2, 0, 1)[None], size=(h_s * stride, w_s * stride), mode="bilinear",
                          align_corners=False)[0].permute(1, 2, 0)[:height, :width]
-    return identity_map(height, width) + disp
+
+
+def upsample_moved(coarse: torch.Tensor, stride: int, height: int, width: int, min_det: float,
+                   max_det: float) -> tuple:
+    """upsample_sources, then smooth_folds at full resolution, both only on the blocks that move (grown by
+    one block, which bilinear upsampling reads, and by the reach of the smoothing): the rest is the identity
+    either way. Returns (map, pixels smoothed), or (None, 0) when a fold is left."""
+    disp = coarse - block_centers(height, width, stride)
+    moved = (disp != 0).any(dim=-1)
+    if not moved.any():
+        return identity_map(height, width), 0
+    rows, cols = torch.nonzero(moved.any(dim=1))[:, 0], torch.nonzero(moved.any(dim=0))[:, 0]
+    reach = 1 + -(-((FOLD_ROUNDS + 1) * FOLD_RADIUS_PX + 2) // stride)
+    by0, by1 = max(int(rows[0]) - reach, 0), min(int(rows[-1]) + 1 + reach, disp.shape[0])
+    bx0, bx1 = max(int(cols[0]) - reach, 0), min(int(cols[-1]) + 1 + reach, disp.shape[1])
+    y0, x0 = by0 * stride, bx0 * stride
+    y1, x1 = min(by1 * stride, height), min(bx1 * stride, width)
+    region = (identity_map(y1 - y0, x1 - x0) + torch.tensor([x0, y0], dtype=coarse.dtype)
+              + _upsample(disp[by0:by1, bx0:bx1], stride, y1 - y0, x1 - x0))
+    # smooth_folds works on displacements, which a constant offset of the crop's coordinates does not change
+    region, changed = smooth_folds(region, min_det, max_det)
+    if region is None:
+        return None, 0
+    sampling_map = identity_map(height, width)
+    sampling_map[y0:y1, x0:x1] = region
+    return sampling_map, changed
 
 
 def _solve_sources(field: torch.Tensor, q: torch.Tensor, center: tuple, k: float, height: int,
                    width: int) -> torch.Tensor:
-    """Bisection along the rays from the principal point (see backward_map_from_rho)."""
+    """Bisection along the rays from the principal point (see coarse_sources)."""
     c = torch.tensor(center, dtype=torch.float32)
     r_out = (q - c).norm(dim=-1).clamp_min(1e-6)
     u = (q - c) / r_out[..., None]
@@ -134,8 +156,8 @@ def jacobian_det(sampling_map: torch.Tensor) -> torch.Tensor:
     return dx[..., 0] * dy[..., 1] - dx[..., 1] * dy[..., 0]
 
 
-def smooth_folds(sampling_map: torch.Tensor, min_det: float, max_det: float, rounds: int = 12,
-                 radius: int = 3) -> tuple:
+def smooth_folds(sampling_map: torch.Tensor, min_det: float, max_det: float, rounds: int = FOLD_ROUNDS,
+                 radius: int = FOLD_RADIUS_PX) -> tuple:
     """Smooth the displacement only around pixels whose det J leaves [min_det, max_det].
 
     A fold is a small, sharp feature (a nose side or a cheek running over what lies behind it), so

@@ -179,3 +179,79 @@ def test_missing_mediapipe_says_what_to_install(monkeypatch):
 def test_identity_map_remap_is_exact():
     image = torch.rand(2, 3, 17, 23)
     assert torch.allclose(remap(image, identity_map(17, 23)), image, atol=1e-5)
+
+
+class _Redetect:
+    """A face mesh that finds, on any image, the given faces."""
+
+    def __init__(self, *faces):
+        from pipelines.undistort.landmarks import FaceLandmarks
+
+        self.faces = [FaceLandmarks(f) for f in faces]
+
+    def detect(self, rgb):
+        return self.faces
+
+
+def _mesh_with_eyes():
+    from pipelines.undistort.landmarks import LEFT_EYE_CORNERS, RIGHT_EYE_CORNERS
+
+    rng = np.random.default_rng(1)
+    points = np.column_stack([rng.uniform(100, 200, 468), rng.uniform(80, 220, 468), rng.uniform(-40, 20, 468)])
+    eyes = list(RIGHT_EYE_CORNERS + LEFT_EYE_CORNERS)
+    others = np.setdiff1d(np.arange(468), eyes)
+    return points, others
+
+
+def test_refined_depths_are_kept_when_they_bring_the_face_forward():
+    from pipelines.undistort.undistort import refine_depth
+
+    points, others = _mesh_with_eyes()
+    again = points.copy()
+    again[others, 2] -= 6.0  # everything but the eyes read 6 px nearer ...
+    again[:, 2] += 10.0  # ... on a reading whose eye plane sits 10 px further back
+    again[:, :2] += 3.0  # (the corrected face has moved a little)
+    refined = refine_depth(torch.zeros(1, 3, 8, 8), points, _Redetect(again))
+    assert np.array_equal(refined[:, :2], points[:, :2])  # positions from the near image
+    assert np.allclose(refined[others, 2], points[others, 2] - 6.0)
+    assert np.allclose(np.delete(refined[:, 2] - points[:, 2], others), 0.0)  # the eyes keep their depth
+
+
+def test_refined_depths_that_push_the_face_back_or_a_far_face_are_ignored():
+    from pipelines.undistort.undistort import refine_depth
+
+    points, others = _mesh_with_eyes()
+    back = points.copy()
+    back[others, 2] += 6.0  # an over-corrected face reads as receding behind its eyes
+    assert refine_depth(torch.zeros(1, 3, 8, 8), points, _Redetect(back)) is points
+    elsewhere = points.copy()
+    elsewhere[others, 2] -= 6.0
+    elsewhere[:, 0] += 0.3 * np.ptp(points[:, 0])  # another face: its centre is over 1/4 face width away
+    assert refine_depth(torch.zeros(1, 3, 8, 8), points, _Redetect(elsewhere)) is points
+    assert refine_depth(torch.zeros(1, 3, 8, 8), points, _Redetect()) is points
+
+
+@pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
+def test_depth_refinement_leaves_far_photos_taken_for_a_near_selfie_as_without_it(name):
+    # Photos from afar corrected as 0.3 m selfies are over-corrected by the first pass; re-reading the depths
+    # there would squash the face (astronaut: face height -24 %), so the default keeps the first reading.
+    image = _photo(name)
+    default = undistort_faces(image, UndistortSettings(distance_m=0.3))
+    plain = undistort_faces(image, UndistortSettings(distance_m=0.3, refine_depth=False))
+    assert UndistortSettings().refine_depth and "re-read" not in default.faces[0].note
+    assert torch.equal(default.images, plain.images)
+
+
+def test_undistortion_runs_on_one_torch_thread_and_restores_the_count(monkeypatch):
+    import pipelines.undistort.undistort as undistort
+
+    seen = []
+    real = undistort.correct_one
+    monkeypatch.setattr(undistort, "correct_one", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        undistort_faces(torch.rand(1, 32, 32, 3), landmarks=[[]], settings=UndistortSettings(on_no_face="pass_through"))
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

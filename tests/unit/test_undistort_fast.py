@@ -1,12 +1,14 @@
 """The fast undistortion path pinned to the exact formulation it replaced: the warp solved and checked on
-blocks vs solved per pixel, the depth fade on a crop vs on the whole grid, grid_sample remap vs kornia's."""
+blocks vs solved per pixel, the depth fade on a crop vs on the whole grid, grid_sample remap vs kornia's, the
+face oval drawn on its box vs the whole canvas, the remap of the moving box vs of the whole image."""
 import numpy as np
 import pytest
 import torch
 
 from pipelines.undistort.depth import _fade_box, _fade_outside
 from pipelines.undistort.undistort import MAX_JACOBIAN_DET, MIN_JACOBIAN_DET, fold_free_map
-from pipelines.undistort.warp import backward_map_from_rho, jacobian_det, remap
+from pipelines.undistort.warp import jacobian_det, remap
+from tests.unit.undistort_helpers import backward_map_from_rho
 
 
 def _dome(height, width, cx, cy, sigma, depth):
@@ -63,3 +65,35 @@ def test_remap_matches_kornia():
     ref = kornia_remap(image, smap[None, ..., 0].expand(2, -1, -1), smap[None, ..., 1].expand(2, -1, -1),
                        mode="bilinear", padding_mode="border", align_corners=True)
     assert torch.allclose(remap(image, smap), ref, atol=1e-5)
+
+
+def test_face_oval_mask_drawn_on_its_box_equals_the_whole_canvas():
+    from PIL import Image, ImageDraw
+
+    from pipelines.undistort.depth import POLYGON_SUPERSAMPLING as ss, face_polygon_mask
+    from pipelines.undistort.landmarks import FACE_OVAL
+
+    rng = np.random.default_rng(0)
+    angles = np.linspace(0, 2 * np.pi, len(FACE_OVAL), endpoint=False)
+    for cx, cy, radius in [(30.3, 25.7, 12.0), (-4.2, 40.1, 15.0), (70.6, 3.3, 20.0)]:  # inside, off two borders
+        points = np.zeros((468, 3))
+        points[FACE_OVAL, 0] = cx + radius * np.cos(angles) * rng.uniform(0.6, 1.2, len(angles))
+        points[FACE_OVAL, 1] = cy + radius * np.sin(angles)
+        canvas = Image.new("L", (80 * ss, 60 * ss), 0)
+        ImageDraw.Draw(canvas).polygon([tuple(c) for c in (points[FACE_OVAL, :2] + 0.5) * ss - 0.5], fill=255)
+        whole = np.asarray(canvas.reduce(ss), dtype=np.float32) / 255.0
+        assert whole.sum() > 10 and np.array_equal(face_polygon_mask(points, 60, 80), whole)
+
+
+def test_remap_of_the_moving_box_equals_remapping_everything():
+    from pipelines.undistort.undistort import _remap_moved
+    from pipelines.undistort.warp import identity_map
+
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 4, 40, 50, generator=gen)
+    smap = identity_map(40, 50)
+    smap[10:25, 5:30] += 2 * torch.rand(15, 25, 2, generator=gen) - 1  # sources also outside the box
+    untouched = (smap == identity_map(40, 50)).all(dim=-1)
+    whole = torch.where(untouched, image, remap(image, smap))
+    assert torch.equal(_remap_moved(image, smap), whole)
+    assert torch.equal(_remap_moved(image, identity_map(40, 50)), image)

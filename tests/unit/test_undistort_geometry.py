@@ -8,8 +8,8 @@ import torch
 
 from pipelines.undistort.geometry import (SELFIE_RANGE_M, NearCamera, focal_from_fov, near_camera, project_far,
                                           radial_scale)
-from pipelines.undistort.warp import (backward_map_from_rho, forward_points, identity_map, invert_map_at,
-                                      jacobian_det)
+from pipelines.undistort.warp import forward_points, identity_map, invert_map_at, jacobian_det
+from tests.unit.undistort_helpers import backward_map_from_rho
 
 # A pinhole camera 0.3 m from the eye plane, f0 = 500 px, principal point (256, 256). A point 3 cm behind
 # the eye plane (Z = 0.33 m, rho = 0.1) at X = 5 cm, Y = 2 cm.
