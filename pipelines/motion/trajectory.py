@@ -31,9 +31,10 @@ class Trajectory:
     def duration_s(self) -> float:
         return len(self) / self.fps
 
-    def relative(self) -> "Trajectory":
-        """Yaw from 0 and translation from the origin, rotated into the initial heading."""
-        yaw0 = self.yaw[0]
+    def relative(self, yaw0: float = None) -> "Trajectory":
+        """Yaw from 0 and translation from the origin, rotated into the initial heading
+        (``yaw0``, by default the first sample's)."""
+        yaw0 = self.yaw[0] if yaw0 is None else yaw0
         c, s = np.cos(-yaw0), np.sin(-yaw0)
         d = self.translation - self.translation[0]
         rotated = np.stack([c * d[:, 0] - s * d[:, 1], s * d[:, 0] + c * d[:, 1]], axis=1)
