@@ -42,12 +42,14 @@ SMOOTH_S = 0.15
 # raw one, back the weight the raw velocity had.
 VELOCITY_S = 8.0
 DRIFT_S = 1.0
-# The query's heading at its first sample is read off a least-squares line through its first
-# START_FIT_S (10 samples at 30 fps), not the first sample alone: a sensor's heading jitters from
-# sample to sample, and every relative yaw, and the translation turned into the initial heading,
-# inherits the reference's error over the whole clip (white noise sigma: sigma at the first sample,
-# sigma sqrt(38 / 110) = 0.59 sigma from the line). A line, unlike a mean, is exact for a turn that
-# starts at once at a steady rate. The database's clips are clean: their first sample is kept.
+# The query's start heading is not its first sample alone: a sensor's heading jitters (white noise,
+# a hand's sway), and every relative yaw, and the translation turned into the initial heading,
+# inherits the reference's error over the whole clip. Where the recording stands still at the start
+# (Trajectory.still_s, from the IMU loader's zero-velocity detection), the body's heading is constant
+# and the mean over that time is its estimate (the sway averages out). Otherwise a least-squares
+# line through the first START_FIT_S (10 samples at 30 fps): white noise sigma gives sigma at the
+# first sample, sigma sqrt(38 / 110) = 0.59 sigma from the line, and a line, unlike a mean, is exact
+# for a turn that starts at once at a steady rate. The database's clips are clean: their first sample is kept.
 START_FIT_S = 0.3
 BATCH = 256  # candidates per C call: few enough that pruning can stop after the first ones
 
@@ -62,8 +64,12 @@ class Match:
 
 
 def _start_heading(traj: Trajectory) -> float:
-    """The heading at the first sample: a least-squares line through the first START_FIT_S, there."""
+    """The heading at the start: the mean over the standing start if that lasts START_FIT_S or more,
+    else a least-squares line through the first START_FIT_S, at the first sample."""
     n = min(len(traj), int(round(START_FIT_S * traj.fps)) + 1)
+    standing = min(len(traj), int(traj.still_s * traj.fps))
+    if standing >= n:
+        return float(np.mean(np.unwrap(traj.yaw[:standing])))
     if n < 2:
         return float(traj.yaw[0])
     return float(np.polyfit(np.arange(n), np.unwrap(traj.yaw[:n]), 1)[1])

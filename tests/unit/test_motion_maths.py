@@ -131,6 +131,20 @@ def test_query_start_heading_is_a_line_through_its_first_0_3_s():
     assert retrieval._start_heading(Trajectory(late_turn, np.zeros((91, 2)), 30.0)) == pytest.approx(0.0, abs=1e-12)
 
 
+def test_a_standing_start_gives_the_mean_heading_while_standing():
+    # Standing for 1 s (30 samples at 30 fps) swaying +-0.05 rad about 0.3, then turning: the body's
+    # heading is the mean over the standing, 0.3 exactly. Standing only 0.2 s (< START_FIT_S) falls back
+    # to the line through samples 0..9, weights (38 - 6 i) / 110: 0.3 + 0.05 * (70 - 40) / 110.
+    k = np.arange(91)
+    yaw = np.where(k < 30, 0.3 + 0.05 * (-1.0) ** k, 0.3 + 0.1 * (k - 29))
+    standing = Trajectory(yaw, np.zeros((91, 2)), 30.0, still_s=1.0)
+    assert retrieval._start_heading(standing) == pytest.approx(0.3, abs=1e-12)
+    short = Trajectory(yaw, np.zeros((91, 2)), 30.0, still_s=0.2)
+    assert retrieval._start_heading(short) == pytest.approx(0.3 + 0.05 * 30 / 110, abs=1e-12)
+    # at 1 fps 0.3 s holds one sample: no line, the first sample
+    assert retrieval._start_heading(Trajectory([0.2, 0.5, 0.9], np.zeros((3, 2)), 1.0)) == pytest.approx(0.2)
+
+
 def test_a_query_whose_first_heading_sample_jitters_is_compared_from_the_fitted_start():
     # Database: standing still at heading 0 for 3 s (31 samples at 10 fps, all (1, 0)). Query: the
     # same, its first 30 fps sample jittered by 0.1 rad. Relative to the fitted start y0 = 0.1 * 38 / 110
