@@ -76,7 +76,7 @@ def _start_heading(traj: Trajectory) -> float:
 
 
 def _query_features(query: Trajectory, fps: float) -> tuple:
-    """``_features`` of a (noisy) query, relative to its fitted start heading."""
+    """``_features`` of a (noisy) query, relative to its estimated start heading (``_start_heading``)."""
     return _features(query, fps, yaw0=_start_heading(query))
 
 
