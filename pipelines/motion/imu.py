@@ -275,7 +275,10 @@ def columns_to_trajectory(cols: dict, fps: float = 30.0, acceleration_unit: str 
     # filter removes from it would otherwise stay in the path as metres of error.
     lever = PHONE_ARM_M * np.stack([-np.sin(yaw), np.cos(yaw)], 1)
     lever_acc = np.diff(lever, 2, axis=0, prepend=lever[:1], append=lever[-1:]) * rate**2  # second difference
-    translation = integrate_translation(acc_world[:, :2] - lever_acc, rate, still_samples(acc, yaw, rate))
+    still = still_samples(acc, yaw, rate)
+    translation = integrate_translation(acc_world[:, :2] - lever_acc, rate, still)
     t_out = np.arange(int(np.floor(t[-1] * fps + 0.01)) + 1) / fps
+    standing = (np.argmin(still) if not still.all() else len(still)) / rate  # the leading still run
     # world (east, north) -> ground-plane (x right, z forward) in the initial heading, by Trajectory.relative
-    return Trajectory(np.interp(t_out, clock, yaw), _interp(t_out, clock, translation), fps).relative(), notes
+    trajectory = Trajectory(np.interp(t_out, clock, yaw), _interp(t_out, clock, translation), fps, standing)
+    return trajectory.relative(), notes

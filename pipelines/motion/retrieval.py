@@ -42,6 +42,15 @@ SMOOTH_S = 0.15
 # raw one, back the weight the raw velocity had.
 VELOCITY_S = 8.0
 DRIFT_S = 1.0
+# The query's start heading is not its first sample alone: a sensor's heading jitters (white noise,
+# a hand's sway), and every relative yaw, and the translation turned into the initial heading,
+# inherits the reference's error over the whole clip. Where the recording stands still at the start
+# (Trajectory.still_s, from the IMU loader's zero-velocity detection), the body's heading is constant
+# and the mean over that time is its estimate (the sway averages out). Otherwise a least-squares
+# line through the first START_FIT_S (10 samples at 30 fps): white noise sigma gives sigma at the
+# first sample, sigma sqrt(38 / 110) = 0.59 sigma from the line, and a line, unlike a mean, is exact
+# for a turn that starts at once at a steady rate. The database's clips are clean: their first sample is kept.
+START_FIT_S = 0.3
 BATCH = 256  # candidates per C call: few enough that pruning can stop after the first ones
 
 
@@ -54,15 +63,32 @@ class Match:
     translation_distance: float
 
 
-def _features(traj: Trajectory, fps: float, smooth_s: float = SMOOTH_S) -> tuple:
+def _start_heading(traj: Trajectory) -> float:
+    """The heading at the start: the mean over the standing start if that lasts START_FIT_S or more,
+    else a least-squares line through the first START_FIT_S, at the first sample."""
+    n = min(len(traj), int(round(START_FIT_S * traj.fps)) + 1)
+    standing = min(len(traj), int(traj.still_s * traj.fps))
+    if standing >= n:
+        return float(np.mean(np.unwrap(traj.yaw[:standing])))
+    if n < 2:
+        return float(traj.yaw[0])
+    return float(np.polyfit(np.arange(n), np.unwrap(traj.yaw[:n]), 1)[1])
+
+
+def _query_features(query: Trajectory, fps: float) -> tuple:
+    """``_features`` of a (noisy) query, relative to its estimated start heading (``_start_heading``)."""
+    return _features(query, fps, yaw0=_start_heading(query))
+
+
+def _features(traj: Trajectory, fps: float, smooth_s: float = SMOOTH_S, yaw0: float = None) -> tuple:
     """(cos, sin) of relative yaw and the relative translation's velocity less its DRIFT_S mean,
     times VELOCITY_S; low-passed then resampled (IMU yaw jitters; the database's does not: smoothing both
-    compares their shapes)."""
+    compares their shapes). Relative to ``yaw0``, by default the first sample's heading."""
     sigma = smooth_s * traj.fps
-    # Relative to the first recorded sample, before smoothing: a smoothed first sample already
-    # holds part of a turn that starts at once, and every later sample would be off by it (a
-    # database clip starting mid-turn against a recording that starts standing).
-    rel = traj.relative()
+    # Relative to the start before smoothing: a smoothed first sample already holds part of a
+    # turn that starts at once, and every later sample would be off by it (a database clip
+    # starting mid-turn against a recording that starts standing).
+    rel = traj.relative(yaw0)
     # yaw is unwrapped, so smoothing it keeps fast twirls (smoothing cos/sin would not)
     yaw = gaussian_filter1d(np.unwrap(rel.yaw), sigma, mode="nearest")
     trans = gaussian_filter1d(rel.translation, sigma, axis=0, mode="nearest")
@@ -162,7 +188,7 @@ def dtw_retrieve(query: Trajectory, index: MotionIndex, k: int = 5, alpha: float
         raise InputError("The motion database is empty.")
     if query.duration_s < 1.0:
         raise InputError(f"The query motion lasts {query.duration_s:.2f} s; at least 1 s is needed.")
-    q_yaw, q_trans = _features(query, index.fps)
+    q_yaw, q_trans = _query_features(query, index.fps)
     window = int(window_fraction * len(q_yaw)) if window_fraction else 0
     k = min(k, len(index))
     bounds = index.lower_bounds(q_yaw, q_trans, window, alpha)

@@ -263,3 +263,15 @@ def test_a_twirl_at_arms_length_leaves_the_body_in_place():
     traj, _ = imu_to_trajectory("\n".join(rows), fps=30)
     assert traj.yaw[-1] == pytest.approx(4 * np.pi, abs=1e-6)
     assert np.abs(traj.translation).max() < 0.005
+
+
+def test_the_standing_start_is_measured_for_the_start_heading():
+    # 100 Hz, standing for 2 s (samples 0-199), then 3 m/s^2 of bounce. The 0.5 s RMS window of
+    # sample k covers samples k - 25 .. k + 24: one bounce sample in it is 3 / sqrt(50) = 0.42 m/s^2,
+    # above STILL_ACC, so k <= 175 are quiet; still needs the window around k quiet too: k + 24 <= 175,
+    # samples 0..151, 1.52 s. Relative() and resampled() keep it.
+    rows = ["seconds_elapsed,qw,qx,qy,qz,user_acc_x,user_acc_y,user_acc_z"]
+    rows += [f"{i / 100},1,0,0,0,0,0,{3.0 if i >= 200 else 0.0}" for i in range(400)]
+    traj, _ = imu_to_trajectory("\n".join(rows), fps=30)
+    assert traj.still_s == pytest.approx(1.52, abs=1e-9)
+    assert traj.relative().still_s == traj.resampled(10.0).still_s == traj.still_s

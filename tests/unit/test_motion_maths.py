@@ -24,7 +24,9 @@ class HandFeatures:
 
 @pytest.fixture
 def hand_features(monkeypatch):
-    monkeypatch.setattr(retrieval, "_features", lambda traj, fps, smooth_s=None: (traj.yaw, traj.translation))
+    given = lambda traj, fps, smooth_s=None: (traj.yaw, traj.translation)  # noqa: E731
+    monkeypatch.setattr(retrieval, "_features", given)
+    monkeypatch.setattr(retrieval, "_query_features", given)
 
 
 def _const(value, n=20):
@@ -112,6 +114,68 @@ def test_a_clip_turning_from_its_first_frame_keeps_its_whole_turn():
     first = np.sum(w[7:] / w.sum() * -np.pi * np.arange(1, 7) / 9)  # -0.200 rad
     assert feats_yaw[0] == pytest.approx([np.cos(first), np.sin(first)], abs=1e-9)
     assert feats_yaw[16:] == pytest.approx(np.tile([-1.0, 0.0], (25, 1)), abs=1e-9)
+
+
+def test_query_start_heading_is_a_line_through_its_first_0_3_s():
+    # A least-squares line through samples 0..n-1 weighs sample i in its value at 0 by
+    # (2 (2n - 1) - 6 i) / (n (n + 1)); 0.3 s at 30 fps is n = 10: the first sample by 38 / 110.
+    # A steady turn keeps its start exactly (a mean of the same samples would lag by 0.5 * 0.15 = 0.075).
+    assert retrieval.START_FIT_S == 0.3
+    t = np.arange(91) / 30.0
+    assert retrieval._start_heading(Trajectory(1.0 + 0.5 * t, np.zeros((91, 2)), 30.0)) == pytest.approx(1.0, abs=1e-12)
+    jitter = np.zeros(91)
+    jitter[0] = 0.1
+    assert retrieval._start_heading(Trajectory(jitter, np.zeros((91, 2)), 30.0)) == pytest.approx(0.1 * 38 / 110, abs=1e-12)
+    # Only the first 10 samples count: a turn from sample 10 on leaves the start at 0.
+    late_turn = np.where(np.arange(91) >= 10, 0.3 * (np.arange(91) - 9), 0.0)
+    assert retrieval._start_heading(Trajectory(late_turn, np.zeros((91, 2)), 30.0)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_standing_start_gives_the_mean_heading_while_standing():
+    # Standing for 1 s (30 samples at 30 fps) swaying +-0.05 rad about 0.3, then turning: the body's
+    # heading is the mean over the standing, 0.3 exactly. Standing only 0.2 s (< START_FIT_S) falls back
+    # to the line through samples 0..9, weights (38 - 6 i) / 110: 0.3 + 0.05 * (70 - 40) / 110.
+    k = np.arange(91)
+    yaw = np.where(k < 30, 0.3 + 0.05 * (-1.0) ** k, 0.3 + 0.1 * (k - 29))
+    standing = Trajectory(yaw, np.zeros((91, 2)), 30.0, still_s=1.0)
+    assert retrieval._start_heading(standing) == pytest.approx(0.3, abs=1e-12)
+    short = Trajectory(yaw, np.zeros((91, 2)), 30.0, still_s=0.2)
+    assert retrieval._start_heading(short) == pytest.approx(0.3 + 0.05 * 30 / 110, abs=1e-12)
+    # at 1 fps 0.3 s holds one sample: no line, the first sample
+    assert retrieval._start_heading(Trajectory([0.2, 0.5, 0.9], np.zeros((3, 2)), 1.0)) == pytest.approx(0.2)
+
+
+def test_a_query_whose_first_heading_sample_jitters_is_compared_from_the_fitted_start():
+    # Database: standing still at heading 0 for 3 s (31 samples at 10 fps, all (1, 0)). Query: the
+    # same, its first 30 fps sample jittered by 0.1 rad. Relative to the fitted start y0 = 0.1 * 38 / 110
+    # the query is r = [0.1 - y0, -y0, -y0, ...]; the 0.15 s Gaussian (sigma 4.5 samples, 18 taps each
+    # side, the samples before the first repeat it) gives s[k] = -y0 + 0.1 * sum_{j >= k} w_j, resampled
+    # at samples 0, 3, ..., 90. Against a constant series DTW is the diagonal:
+    # sqrt(sum_m |(cos s, sin s) - (1, 0)|^2) = sqrt(sum_m 4 sin^2(s_m / 2)). From the first sample
+    # (y0 = 0.1) every later sample would be 0.1 rad off: 0.542 instead of 0.185.
+    still = Trajectory(np.zeros(91), np.zeros((91, 2)), 30.0)
+    jitter = np.zeros(91)
+    jitter[0] = 0.1
+    y0 = 0.1 * 38 / 110
+    w = np.exp(-np.arange(-18, 19) ** 2 / (2 * 4.5**2))
+    w /= w.sum()
+    tail = np.array([w[18 + k:].sum() if k <= 18 else 0.0 for k in range(91)])
+    s = (-y0 + 0.1 * tail)[::3]
+    expected = np.sqrt(np.sum(4 * np.sin(s / 2) ** 2))
+    (match,) = dtw_retrieve(Trajectory(jitter, np.zeros((91, 2)), 30.0), MotionIndex([still], ["still"]), k=1)
+    assert match.yaw_distance == pytest.approx(expected, rel=1e-6)
+    assert expected == pytest.approx(0.185, abs=0.001)
+    assert match.translation_distance == pytest.approx(0.0, abs=1e-12)
+
+
+def test_relative_turns_the_translation_into_a_given_start_heading():
+    # 1 m east of the start, seen from a start heading of 90 deg (facing west, yaw grows to the
+    # left): rotated by -90 deg, (1, 0) -> (0, -1); the yaw counts from that heading.
+    traj = Trajectory([np.pi / 2 + 0.2, np.pi / 2 + 0.3], [[2.0, 3.0], [3.0, 3.0]], 10.0)
+    rel = traj.relative(yaw0=np.pi / 2)
+    assert rel.translation == pytest.approx(np.array([[0.0, 0.0], [0.0, -1.0]]), abs=1e-12)
+    assert rel.yaw == pytest.approx([0.2, 0.3], abs=1e-12)
+    assert traj.relative().yaw == pytest.approx([0.0, 0.1], abs=1e-12)  # default: the first sample's heading
 
 
 def test_velocity_drift_of_an_accelerometer_bias_is_not_compared():
