@@ -218,6 +218,10 @@ def per_sampling_step(row: dict, variant: str, i: int) -> float:
     return row[variant][i] + extra
 
 
+def per_sampling_flops(flops: dict, variant: str) -> float:
+    return flops[variant] + (flops["refnet_pass"] / SAMPLING_STEPS if variant == "referencenet" else 0)
+
+
 def step_ratio(rounds: list, variant: str) -> tuple:
     """(headline ratio, spread): min over rounds of the variant's wall time / min over rounds of
     plain's, and max - min of the per-round ratios (variant's round time / plain's, same round)."""
@@ -228,7 +232,8 @@ def step_ratio(rounds: list, variant: str) -> tuple:
 
 def ratio_line(name: str, ratio: float, spread: float) -> str:
     if spread > abs(ratio - 1.0):
-        return f"{name}: not resolved (ratio {ratio:.3f}, round-to-round spread {spread:.3f} > effect {abs(ratio - 1):.3f})"
+        return (f"{name}: not resolved (ratio {ratio:.3f}, round-to-round spread {spread:.3f}"
+                f" > effect {abs(ratio - 1):.3f})")
     return f"{name}: {ratio:.3f}"
 
 
@@ -241,7 +246,8 @@ def parse_args():
     ap.add_argument("--latent", type=int, default=LATENT, help="latent side (32 = 256 px images)")
     ap.add_argument("--memory", metavar="VARIANT", help=argparse.SUPPRESS)  # internal: one memory run
     args = ap.parse_args()
-    if args.rounds < 7 or args.repeats < 1 or args.threads < 1 or args.frames <= len(REFS) or args.latent < 8 or args.latent % 8:
+    sizes_ok = args.frames > len(REFS) and args.latent >= 8 and args.latent % 8 == 0  # the UNet halves it 3 times
+    if args.rounds < 7 or args.repeats < 1 or args.threads < 1 or not sizes_ok:
         ap.error("--rounds must be >= 7, --repeats and --threads >= 1, --frames > 2, --latent a multiple of 8")
     return args
 
@@ -283,15 +289,15 @@ def main():
         print(f"{v}_step_s: {best(v, 0):.3f}")
         print(f"{v}_cpu_s: {best(v, 1):.3f}")
         print(f"{v}_attention_s: {min(r[v][2] for r in rounds):.3f}")
-        print(f"{v}_gflops: {(flops[v] + (flops['refnet_pass'] / SAMPLING_STEPS if v == 'referencenet' else 0)) / 1e9:.1f}")
+        print(f"{v}_gflops: {per_sampling_flops(flops, v) / 1e9:.1f}")
         print(f"{v}_peak_growth_mb: {memory[v]:.0f}")
     print(f"frames: {args.frames}, latent: {args.latent}x{args.latent}, threads: {args.threads}")
     print(f"rounds: {args.rounds}, repeats: {args.repeats}")
-    print(f"referencenet_pass_s: {min(r['refnet_pass'][0] for r in rounds):.3f} (once per {SAMPLING_STEPS}-step sampling)")
+    pass_s = min(r["refnet_pass"][0] for r in rounds)
+    print(f"referencenet_pass_s: {pass_s:.3f} (once per {SAMPLING_STEPS}-step sampling)")
     for v in ("multiref", "referencenet"):
         ratio, spread = step_ratio(rounds, v)
-        extra = flops["refnet_pass"] / SAMPLING_STEPS if v == "referencenet" else 0
-        print(f"{v}_flop_ratio: {(flops[v] + extra) / flops['plain']:.3f}")
+        print(f"{v}_flop_ratio: {per_sampling_flops(flops, v) / flops['plain']:.3f}")
         print(f"{v}_cpu_ratio: {best(v, 1) / best('plain', 1):.3f}")
         print(f"{v}_step_spread: {spread:.3f}")
         print(ratio_line(f"{v}_step_ratio", ratio, spread))

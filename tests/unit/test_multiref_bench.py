@@ -70,7 +70,8 @@ def test_a_ratio_is_printed_only_when_the_spread_is_below_its_effect():
                                                   " > effect 0.061)")
 
 
-@pytest.mark.parametrize("argv", [["--rounds", "6"], ["--repeats", "0"], ["--threads", "0"], ["--frames", "2"], ["--latent", "12"]])
+@pytest.mark.parametrize("argv", [["--rounds", "6"], ["--repeats", "0"], ["--threads", "0"], ["--frames", "2"],
+                                  ["--latent", "12"]])
 def test_fewer_than_seven_rounds_and_impossible_sizes_are_refused(monkeypatch, argv):
     monkeypatch.setattr("sys.argv", ["multiref.py", *argv])
     with pytest.raises(SystemExit):
