@@ -1,8 +1,9 @@
 """Cost of multi-reference attention on an SD1.5-size UNet (random init), CPU.
 
-8 frames (2 references + 6) at 32x32 latents (256 px images) unless --frames / --latent say otherwise
-(the printed `frames:` line says what ran; FLOPs are those of that size). Variants, per
-denoising step of the main UNet:
+6 frames (2 references + 4) at 32x32 latents (256 px images) unless --frames / --latent say otherwise
+(the printed `frames:` line says what ran; FLOPs are those of that size). 6 rather than 8 frames so
+that 2 repeats per round fit in about 15 minutes on one thread (estimated from CPU times: a 6-frame
+pass of all variants takes about 45 s). Variants, per denoising step of the main UNet:
   plain         stock attention
   multiref      our processor (reference keys/values projected once, shared by all frames)
   referencenet  a ReferenceNet-style UNet pass over the 2 references whose self-attention inputs
@@ -17,7 +18,7 @@ How the timing is taken (the bench runs on a 2-vCPU VM that other jobs share):
     swings with the neighbours' load; one thread leaves the second vCPU to them.
   - glibc is told to keep freed memory (the bench re-executes itself with MALLOC_MMAP_MAX_=0 and a
     huge MALLOC_TRIM_THRESHOLD_): otherwise every step returns its large activations to the kernel
-    and page-faults them back (about 3 GB of fresh, zeroed pages per step), and the time spent
+    and page-faults them back (3.3 GB of fresh, zeroed pages per 8-frame step), and the time spent
     zeroing pages depends on the machine's memory traffic, not on the variant.
   - inputs and attention processors are built once, every variant is warmed up, and the garbage
     collector is off while timing.
@@ -35,7 +36,7 @@ How the timing is taken (the bench runs on a 2-vCPU VM that other jobs share):
   frames and latent size that ran) and the peak memory growth (a process of its own per variant,
   default allocator) are printed beside it.
 
-    .venv/bin/python bench/multiref.py [--rounds 7] [--repeats 2] [--threads 1] [--frames 8] [--latent 32]
+    .venv/bin/python bench/multiref.py [--rounds 7] [--repeats 2] [--threads 1] [--frames 6] [--latent 32]
 """
 import argparse
 import gc
@@ -51,7 +52,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-FRAMES, REFS, LATENT, SAMPLING_STEPS = 8, (0, 1), 32, 25  # defaults of --frames, --latent
+FRAMES, REFS, LATENT, SAMPLING_STEPS = 6, (0, 1), 32, 25  # defaults of --frames, --latent
 VARIANTS = ("plain", "multiref", "referencenet")
 # glibc: never hand large blocks to mmap, never trim the heap, so freed activations are reused.
 KEEP_FREED_MEMORY = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
