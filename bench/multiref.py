@@ -1,6 +1,9 @@
 """Cost of multi-reference attention on an SD1.5-size UNet (random init), CPU.
 
-8 frames (2 references + 6) at 32x32 latents. Variants, per denoising step of the main UNet:
+6 frames (2 references + 4) at 32x32 latents (256 px images) unless --frames / --latent say otherwise
+(the printed `frames:` line says what ran; FLOPs are those of that size). 6 rather than 8 frames so
+that 2 repeats per round fit in about 15 minutes on one thread (estimated from CPU times: a 6-frame
+pass of all variants takes about 45 s). Variants, per denoising step of the main UNet:
   plain         stock attention
   multiref      our processor (reference keys/values projected once, shared by all frames)
   referencenet  a ReferenceNet-style UNet pass over the 2 references whose self-attention inputs
@@ -9,18 +12,36 @@
                 forward is timed on its own and spread over SAMPLING_STEPS steps (it shares the main
                 UNet's weights here: same architecture, same cost, half the memory).
 
-Times are the minimum over ROUNDS interleaved rounds (one step of every variant per round, so machine
-noise hits all alike). Printed per variant: wall and CPU (process) seconds per step, seconds inside
-the spatial self-attentions, FLOPs per step (convolutions/linears by torch's FlopCounterMode, every
-scaled_dot_product_attention call counted from its shapes: 4 * B * heads * Lq * Lk * d), and peak
-memory growth in a process of its own.
+How the timing is taken (the bench runs on a 2-vCPU VM that other jobs share):
+  - torch runs on --threads threads (default 1). With 2 threads on 2 vCPUs any other process
+    preempts one OpenMP thread and the other waits for it at every barrier, so the step time
+    swings with the neighbours' load; one thread leaves the second vCPU to them.
+  - glibc is told to keep freed memory (the bench re-executes itself with MALLOC_MMAP_MAX_=0 and a
+    huge MALLOC_TRIM_THRESHOLD_): otherwise every step returns its large activations to the kernel
+    and page-faults them back (3.3 GB of fresh, zeroed pages per 8-frame step), and the time spent
+    zeroing pages depends on the machine's memory traffic, not on the variant.
+  - inputs and attention processors are built once, every variant is warmed up, and the garbage
+    collector is off while timing.
+  - a round is --repeats passes, each pass one step of every variant in turn (plain, multiref,
+    referencenet, plain, multiref, ...); a variant's round time is the minimum over its repeats,
+    so a burst of a neighbour's load that hits one pass is dropped instead of landing on one
+    variant. There are --rounds (>= 7) rounds.
+  - per-round ratio = variant's round time / plain's round time of the same round;
+    `<variant>_step_spread` = max - min of the per-round ratios over the rounds;
+    `<variant>_step_ratio` = (min over rounds of the variant's time) / (min over rounds of plain's
+    time), printed as "not resolved" when the spread exceeds its effect |ratio - 1|.
+  The wall time per step is the headline; CPU (process) time, the time inside the spatial
+  self-attentions, FLOPs per step (convolutions/linears by torch's FlopCounterMode, every
+  scaled_dot_product_attention call counted from its shapes: 4 * B * heads * Lq * Lk * d, for the
+  frames and latent size that ran) and the peak memory growth (a process of its own per variant,
+  default allocator) are printed beside it.
 
-`multiref_step_spread` is max - min of the per-round multiref/plain ratios. A ratio whose spread
-exceeds its effect (|ratio - 1|) is printed as "not resolved" instead of a number.
-
-    .venv/bin/python bench/multiref.py
+    .venv/bin/python bench/multiref.py [--rounds 7] [--repeats 2] [--threads 1] [--frames 6] [--latent 32]
 """
+import argparse
+import gc
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -31,8 +52,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-FRAMES, REFS, ROUNDS, SAMPLING_STEPS = 8, (0, 1), 7, 25
+FRAMES, REFS, LATENT, SAMPLING_STEPS = 6, (0, 1), 32, 25  # defaults of --frames, --latent
 VARIANTS = ("plain", "multiref", "referencenet")
+# glibc: never hand large blocks to mmap, never trim the heap, so freed activations are reused.
+KEEP_FREED_MEMORY = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
 
 
 class Timed:
@@ -75,8 +98,8 @@ class BankReader:
         return attn.to_out[1](attn.to_out[0](out.transpose(1, 2).reshape(b, length, -1)))
 
 
-def build():
-    """(use(variant), step(variant), refnet_pass(), attention clock) over one SD1.5-size UNet. The
+def build(frames: int, latent: int):
+    """(use(variant), step(), refnet_pass(), attention clock) over one SD1.5-size UNet. The
     ReferenceNet pass runs the same UNet with bank-writing processors (a ReferenceNet is a UNet of
     the same architecture; sharing the weights keeps the bench at one UNet's memory)."""
     from diffusers import UNet2DConditionModel
@@ -89,47 +112,40 @@ def build():
     names = spatial_self_attention_names(unet)
     base = dict(unet.attn_processors)
     bank, clock = {}, {"s": 0.0}
-
-    def processors(variant):
-        procs = dict(base)
-        for name in names:
-            if variant == "writer":
-                procs[name] = BankWriter(bank, name, AttnProcessor2_0())
-                continue
-            inner = {"plain": AttnProcessor2_0, "multiref": lambda: MultiReferenceAttnProcessor(FRAMES, REFS),
-                     "referencenet": lambda: BankReader(bank, name)}[variant]()
-            procs[name] = Timed(inner, clock)
-        return procs
-
+    inner = {"plain": lambda name: AttnProcessor2_0(),
+             "multiref": lambda name: MultiReferenceAttnProcessor(frames, REFS),
+             "referencenet": lambda name: BankReader(bank, name)}
+    procs = {v: {**base, **{n: Timed(make(n), clock) for n in names}} for v, make in inner.items()}
+    procs["writer"] = {**base, **{n: BankWriter(bank, n, AttnProcessor2_0()) for n in names}}
     chosen = {}
 
     def use(variant):
-        chosen["procs"] = processors(variant)
-        unet.set_attn_processor(dict(chosen["procs"]))
+        chosen["variant"] = variant
+        unet.set_attn_processor(dict(procs[variant]))  # a copy: diffusers pops from the dict it gets
 
-    x, t, ctx = torch.randn(FRAMES, 4, 32, 32), torch.tensor(500), torch.randn(FRAMES, 77, 768)
+    x, t, ctx = torch.randn(frames, 4, latent, latent), torch.tensor(500), torch.randn(frames, 77, 768)
 
     @torch.no_grad()
-    def step(variant):
+    def step():
         return unet(x, t, ctx).sample
 
     @torch.no_grad()
     def refnet_pass():  # once per sampling: fills the bank the main UNet's steps read
-        unet.set_attn_processor(processors("writer"))
+        unet.set_attn_processor(dict(procs["writer"]))
         unet(x[list(REFS)], t, ctx[list(REFS)])
-        unet.set_attn_processor(dict(chosen["procs"]))
+        unet.set_attn_processor(dict(procs[chosen["variant"]]))
 
     return use, step, refnet_pass, clock
 
 
-def peak_growth_mb(variant: str) -> float:
+def peak_growth_mb(variant: str, frames: int, latent: int) -> float:
     """Peak memory growth of one step (own process, so peaks do not mix)."""
-    use, step, refnet_pass, _ = build()
+    use, step, refnet_pass, _ = build(frames, latent)
     use(variant)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if variant == "referencenet":
         refnet_pass()
-    step(variant)
+    step()
     return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
 
 
@@ -159,31 +175,42 @@ def step_flops(use, step, refnet_pass) -> dict:
         use(variant)
         if variant == "referencenet":
             flops["refnet_pass"] = measure(refnet_pass)
-        flops[variant] = measure(lambda: step(variant))
+        flops[variant] = measure(step)
     return flops
 
 
-def interleaved_rounds(use, step, refnet_pass, clock) -> list:
-    """Per round: {variant: (wall s, cpu s, attention s)} for one step each, plus the ReferenceNet pass."""
-    for v in VARIANTS:  # warm-up
+def timed(run, clock) -> tuple:
+    """(wall s, cpu s, attention s) of one call."""
+    clock["s"] = 0.0
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu, clock["s"]
+
+
+def one_pass(use, step, refnet_pass, clock) -> dict:
+    """One step of every variant in turn, and the ReferenceNet pass: {name: (wall, cpu, attention)}."""
+    out = {}
+    for v in VARIANTS:
         use(v)
-        refnet_pass() if v == "referencenet" else None
-        step(v)
-    rounds = []
-    for _ in range(ROUNDS):
-        row = {}
-        for v in VARIANTS:
-            use(v)
-            if v == "referencenet":
-                wall, cpu = time.perf_counter(), time.process_time()
-                refnet_pass()
-                row["refnet_pass"] = (time.perf_counter() - wall, time.process_time() - cpu, 0.0)
-            clock["s"] = 0.0
-            wall, cpu = time.perf_counter(), time.process_time()
-            step(v)
-            row[v] = (time.perf_counter() - wall, time.process_time() - cpu, clock["s"])
-        rounds.append(row)
-    return rounds
+        if v == "referencenet":
+            out["refnet_pass"] = timed(refnet_pass, clock)
+        out[v] = timed(step, clock)
+    return out
+
+
+def interleaved_rounds(use, step, refnet_pass, clock, rounds: int, repeats: int) -> list:
+    """Per round: {name: (wall, cpu, attention)}, each the minimum over the round's repeats."""
+    one_pass(use, step, refnet_pass, clock)  # warm-up: first-call allocations and kernel selection
+    gc.collect()
+    gc.disable()  # a collection landing in one variant's step would be charged to it
+    try:
+        table = []
+        for _ in range(rounds):
+            passes = [one_pass(use, step, refnet_pass, clock) for _ in range(repeats)]
+            table.append({name: tuple(min(p[name][i] for p in passes) for i in range(3)) for name in passes[0]})
+        return table
+    finally:
+        gc.enable()
 
 
 def per_sampling_step(row: dict, variant: str, i: int) -> float:
@@ -192,23 +219,69 @@ def per_sampling_step(row: dict, variant: str, i: int) -> float:
     return row[variant][i] + extra
 
 
+def per_sampling_flops(flops: dict, variant: str) -> float:
+    return flops[variant] + (flops["refnet_pass"] / SAMPLING_STEPS if variant == "referencenet" else 0)
+
+
+def step_ratio(rounds: list, variant: str) -> tuple:
+    """(headline ratio, spread): min over rounds of the variant's wall time / min over rounds of
+    plain's, and max - min of the per-round ratios (variant's round time / plain's, same round)."""
+    per_round = [per_sampling_step(r, variant, 0) / r["plain"][0] for r in rounds]
+    best = min(per_sampling_step(r, variant, 0) for r in rounds) / min(r["plain"][0] for r in rounds)
+    return best, max(per_round) - min(per_round)
+
+
 def ratio_line(name: str, ratio: float, spread: float) -> str:
     if spread > abs(ratio - 1.0):
-        return f"{name}: not resolved (ratio {ratio:.3f}, round-to-round spread {spread:.3f} > effect {abs(ratio - 1):.3f})"
+        return (f"{name}: not resolved (ratio {ratio:.3f}, round-to-round spread {spread:.3f}"
+                f" > effect {abs(ratio - 1):.3f})")
     return f"{name}: {ratio:.3f}"
 
 
-def main():
-    if len(sys.argv) > 2 and sys.argv[1] == "--memory":
-        print(json.dumps(peak_growth_mb(sys.argv[2])))
-        return
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (>= 7; minimum kept)")
+    ap.add_argument("--repeats", type=int, default=2, help="passes per round; a round keeps each variant's minimum")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads while timing (1 is steadier on 2 vCPUs)")
+    ap.add_argument("--frames", type=int, default=FRAMES, help="frames per video, the 2 references included")
+    ap.add_argument("--latent", type=int, default=LATENT, help="latent side (32 = 256 px images)")
+    ap.add_argument("--memory", metavar="VARIANT", help=argparse.SUPPRESS)  # internal: one memory run
+    args = ap.parse_args()
+    sizes_ok = args.frames > len(REFS) and args.latent >= 8 and args.latent % 8 == 0  # the UNet halves it 3 times
+    if args.rounds < 7 or args.repeats < 1 or args.threads < 1 or not sizes_ok:
+        ap.error("--rounds must be >= 7, --repeats and --threads >= 1, --frames > 2, --latent a multiple of 8")
+    return args
+
+
+def keep_freed_memory():
+    """Re-execute this script under the glibc settings above (they are read at process start)."""
+    if any(os.environ.get(k) != v for k, v in KEEP_FREED_MEMORY.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **KEEP_FREED_MEMORY})
+
+
+def memory_runs(frames: int, latent: int) -> dict:
+    """Peak growth per variant, each in a process of its own under the default allocator."""
+    env = {k: v for k, v in os.environ.items() if k not in KEEP_FREED_MEMORY}
     memory = {}
     for v in VARIANTS:
-        out = subprocess.run([sys.executable, __file__, "--memory", v], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, __file__, "--memory", v, "--frames", str(frames),
+                              "--latent", str(latent)], capture_output=True, text=True,
+                             check=True, env=env)
         memory[v] = json.loads(out.stdout.strip().splitlines()[-1])
-    use, step, refnet_pass, clock = build()
-    flops = step_flops(use, step, refnet_pass)
-    rounds = interleaved_rounds(use, step, refnet_pass, clock)
+    return memory
+
+
+def main():
+    args = parse_args()
+    if args.memory:
+        print(json.dumps(peak_growth_mb(args.memory, args.frames, args.latent)))
+        return
+    keep_freed_memory()
+    memory = memory_runs(args.frames, args.latent)
+    use, step, refnet_pass, clock = build(args.frames, args.latent)
+    flops = step_flops(use, step, refnet_pass)  # untimed: on torch's default threads
+    torch.set_num_threads(args.threads)
+    rounds = interleaved_rounds(use, step, refnet_pass, clock, args.rounds, args.repeats)
 
     def best(variant, i):
         return min(per_sampling_step(r, variant, i) for r in rounds)
@@ -217,16 +290,15 @@ def main():
         print(f"{v}_step_s: {best(v, 0):.3f}")
         print(f"{v}_cpu_s: {best(v, 1):.3f}")
         print(f"{v}_attention_s: {min(r[v][2] for r in rounds):.3f}")
-        print(f"{v}_gflops: {(flops[v] + (flops['refnet_pass'] / SAMPLING_STEPS if v == 'referencenet' else 0)) / 1e9:.1f}")
+        print(f"{v}_gflops: {per_sampling_flops(flops, v) / 1e9:.1f}")
         print(f"{v}_peak_growth_mb: {memory[v]:.0f}")
-    print(f"rounds: {ROUNDS}")
-    print(f"referencenet_pass_s: {min(r['refnet_pass'][0] for r in rounds):.3f} (once per {SAMPLING_STEPS}-step sampling)")
+    print(f"frames: {args.frames}, latent: {args.latent}x{args.latent}, threads: {args.threads}")
+    print(f"rounds: {args.rounds}, repeats: {args.repeats}")
+    pass_s = min(r["refnet_pass"][0] for r in rounds)
+    print(f"referencenet_pass_s: {pass_s:.3f} (once per {SAMPLING_STEPS}-step sampling)")
     for v in ("multiref", "referencenet"):
-        per_round = [per_sampling_step(r, v, 0) / r["plain"][0] for r in rounds]
-        spread = max(per_round) - min(per_round)
-        ratio = best(v, 0) / best("plain", 0)
-        extra = flops["refnet_pass"] / SAMPLING_STEPS if v == "referencenet" else 0
-        print(f"{v}_flop_ratio: {(flops[v] + extra) / flops['plain']:.3f}")
+        ratio, spread = step_ratio(rounds, v)
+        print(f"{v}_flop_ratio: {per_sampling_flops(flops, v) / flops['plain']:.3f}")
         print(f"{v}_cpu_ratio: {best(v, 1) / best('plain', 1):.3f}")
         print(f"{v}_step_spread: {spread:.3f}")
         print(ratio_line(f"{v}_step_ratio", ratio, spread))
