@@ -261,7 +261,7 @@ class _FixedPredictions(torch.nn.Module):
         return type("Out", (), {"sample": out})()
 
 
-@pytest.mark.parametrize("cfg", [2.5, 1.0])
+@pytest.mark.parametrize("cfg", [2.5, 1.5, 1.0])  # Paint-by-Example guides whenever cfg > 1
 def test_blending_outside_the_inpainting_region_by_default_and_cfg_in_the_loop(trained, monkeypatch, cfg):
     import pipelines.selfie_inpaint.pipeline as pipeline
 
@@ -289,6 +289,34 @@ def test_blending_outside_the_inpainting_region_by_default_and_cfg_in_the_loop(t
     z_b = trained._encode(background.permute(0, 3, 1, 2) * 2 - 1)
     assert torch.allclose(final * outside, z_b * outside, atol=1e-5)
     assert not torch.allclose(final * (1 - outside), z_b * (1 - outside), atol=1e-2)
+
+
+def test_loop_keeps_the_background_of_a_non_square_image(trained, monkeypatch):
+    monkeypatch.setattr(trained, "unet", _FixedPredictions(trained.unet))
+    background, mask, _ = _scene()
+    background, mask = background[:, :, :64].contiguous(), mask[:, :, :64].contiguous()  # 128 high, 64 wide
+    final = trained.generate_latents(background, mask, _selfies(), steps=3, cfg=2.0, seed=1, blend_s=0.0,
+                                     dilation=8, scheduler="ddim")
+    assert final.shape == (1, 4, SIZE // 8, 64 // 8)
+    # the box (rows 24-103, cols 40-63) grown by 8 px covers latent rows 2-13 and cols 4-7
+    outside = torch.ones(1, 1, SIZE // 8, 64 // 8)
+    outside[..., 2:14, 4:] = 0
+    z_b = trained._encode(background.permute(0, 3, 1, 2) * 2 - 1)
+    assert torch.allclose(final * outside, z_b * outside, atol=1e-5)
+
+
+def test_blending_and_loop_defaults_are_the_thesis_s_and_dilation_and_paint_by_example_steps_cfg(trained, monkeypatch):
+    """s = 0.4 and a 21 px dilation (thesis 3.5.4); 50 steps and guidance 5 (diffusers' Paint-by-Example)."""
+    monkeypatch.setattr(trained, "unet", _FixedPredictions(trained.unet))
+    background, mask, _ = _scene()
+    person = torch.zeros_like(mask)
+    person[:, 40:96, 45:72] = 1.0  # left edge at 45: grown by 21 px it starts in latent column 3, by 22 in 2
+    run = dict(foreground_mask=person, scheduler="ddim")
+    defaults = trained.generate_latents(background, mask, _selfies(), **run)
+    explicit = dict(steps=50, cfg=5.0, blend_s=0.4, dilation=21)
+    assert torch.equal(defaults, trained.generate_latents(background, mask, _selfies(), **explicit, **run))
+    wider = trained.generate_latents(background, mask, _selfies(), **{**explicit, "dilation": 22}, **run)
+    assert not torch.equal(defaults, wider)
 
 
 # --- ControlNet ----------------------------------------------------------------------------------------------------
@@ -380,6 +408,9 @@ def test_inpaint_input_errors(trained):
         trained.inpaint(background, mask, _selfies()[:3], steps=1)
     with pytest.raises(InputError, match="Unknown scheduler"):
         trained.inpaint(background, mask, _selfies(), steps=1, scheduler="lms")
+    with pytest.raises(InputError) as err:
+        trained.inpaint(background.expand(3, -1, -1, -1), mask, _selfies(batch=2), steps=1)
+    assert str(err.value) == "The selfie batch has a batch of 2 but 3 was expected (or 1 to share)."
 
 
 def test_pndm_progress_counts_every_model_call(trained):
