@@ -288,6 +288,15 @@ def test_update_loop_rows_get_the_official_inputs(schedulers, settings, rows_per
     assert r.canvas_encoder.inputs == [6 if settings["reference_mode"] == "official" else 3]
 
 
+@pytest.mark.parametrize("instruction", ["", None])
+def test_update_loop_without_an_instruction_the_text_row_gets_the_empty_prompt(schedulers, instruction):
+    canvas, target, mask = _inputs()
+    r = _renderer(steps=1)
+    r.update(canvas, target, mask, instruction, 40.0)
+    contexts, _, _ = _official_rows(canvas, target, mask, "", 40.0)
+    assert torch.allclose(r.unet.calls[0].context[5], contexts[5], atol=1e-6)
+
+
 @pytest.mark.parametrize("mode", ["cached", "official"])
 def test_update_loop_bank_is_the_target_at_timestep_zero(schedulers, mode):
     canvas, target, mask = _inputs()
