@@ -291,6 +291,46 @@ def test_blending_outside_the_inpainting_region_by_default_and_cfg_in_the_loop(t
     assert not torch.allclose(final * (1 - outside), z_b * (1 - outside), atol=1e-2)
 
 
+class _RecordingControlNet(torch.nn.Module):
+    """Stands in for a ControlNet that fits the UNet: returns residuals numbered by its call."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config, self.calls = config, []
+
+    def forward(self, x, t, encoder_hidden_states=None, controlnet_cond=None, conditioning_scale=1.0, return_dict=True):
+        self.calls.append((x.clone(), float(t), encoder_hidden_states))
+        k = float(len(self.calls))
+        return [torch.full((1,), k)], torch.full((1,), 100 + k)
+
+
+class _RecordingUnet(_FixedPredictions):
+    def __init__(self, unet):
+        super().__init__(unet)
+        self.calls = []
+
+    def forward(self, x, t, encoder_hidden_states=None, **kwargs):
+        self.calls.append((x.clone(), float(t), encoder_hidden_states, kwargs))
+        return super().forward(x, t, encoder_hidden_states)
+
+
+def test_step_by_step_controlnet_residuals_reach_the_unet_at_their_steps(trained, monkeypatch):
+    unet = _RecordingUnet(trained.unet)
+    monkeypatch.setattr(trained, "unet", unet)
+    control = _RecordingControlNet(trained.unet.inner.config)
+    background, mask, _ = _scene()
+    trained.generate_latents(background, mask, _selfies(), steps=4, cfg=2.0, seed=1, blend_s=1.0, scheduler="ddim",
+                             control=ControlSpec(control, torch.rand(1, 32, 32, 3), 1.0, 0.25, 1.0))
+    calls = unet.calls
+    assert len(calls) == 4 and len(control.calls) == 3  # active from a quarter of the steps on: steps 1-3
+    assert calls[0][3]["down_block_additional_residuals"] is None
+    assert calls[0][3]["mid_block_additional_residual"] is None
+    for k, ((x, t, embeds, kwargs), (seen_x, seen_t, seen_embeds)) in enumerate(zip(calls[1:], control.calls), 1):
+        assert torch.equal(seen_x, x[:, :4]) and seen_t == t and seen_embeds is embeds  # the UNet's own inputs
+        assert kwargs["down_block_additional_residuals"][0].item() == k
+        assert kwargs["mid_block_additional_residual"].item() == 100 + k
+
+
 def test_loop_keeps_the_background_of_a_non_square_image(trained, monkeypatch):
     monkeypatch.setattr(trained, "unet", _FixedPredictions(trained.unet))
     background, mask, _ = _scene()
