@@ -442,8 +442,13 @@ def test_inpaint_input_errors(trained):
         trained.inpaint(background, torch.zeros_like(mask), _selfies(), steps=1)
     with pytest.raises(InputError, match=r"The mask is 128x64 but the background is 128x128; give them the same size"):
         trained.inpaint(background, mask[:, :64], _selfies(), steps=1)
-    with pytest.raises(InputError, match="multiples of 16"):
+    with pytest.raises(InputError) as err:
         trained.inpaint(background[:, :120], mask[:, :120], _selfies(), steps=1)
+    assert str(err.value) == ("The background is 128x120; this model needs sides that are multiples of 16 "
+                              "(e.g. 128x112). Resize or crop it first (core 'Upscale Image' node).")
+    with pytest.raises(InputError) as err:
+        trained.inpaint(background.expand(3, -1, -1, -1), mask.expand(2, -1, -1), _selfies(), steps=1)
+    assert str(err.value) == "The mask has a batch of 2 but 3 was expected (or 1 to share)."
     with pytest.raises(InputError, match="4 selfies"):
         trained.inpaint(background, mask, _selfies()[:3], steps=1)
     with pytest.raises(InputError, match="Unknown scheduler"):
