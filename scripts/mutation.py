@@ -69,14 +69,19 @@ GROUPS = {
                             + [f"{SELFIE}.pipeline.xǁSelfieInpaintPipelineǁ{m}_*"
                                for m in ("generate_latents", "_prepare_inputs", "_pixel_mask", "_encode")],
                             undecorate=True),
-    # The guidance combination and the ReferenceNet-bank attention, pinned by hand. Not mutated: the
-    # update loop (CanvasRenderer.update, six-branch batch), target preparation, loaders and decode, whose
-    # tests need the tiny SD model built and loaded per mutant (~30 s each); the branch layout is checked by
-    # test_painting_branches.py in the unit suite. (mutmut's coverage pass ignores -k, so the scope is explicit.)
+    # The guidance combination, the ReferenceNet-bank attention and the update loop (CanvasRenderer.update:
+    # six-branch batch, guided steps, combine_init, previous-latents reuse, target cache, decode), pinned by
+    # hand; the loop runs over stand-in modules in test_painting_update_loop.py. Not mutated: loaders and
+    # the CLIP/text encoders, whose tests need the tiny SD model built and loaded per mutant (~30 s each).
+    # (mutmut's coverage pass ignores -k, so the scope is explicit.)
     "inverse_painting": group(["pipelines/inverse_painting/renderer.py", "pipelines/inverse_painting/reference.py"],
-                              ["tests/unit/test_painting_renderer.py", "tests/unit/test_painting_branches.py"],
-                              "guidance or time_encoding or bank_attention_by_hand or fresh_state",
-                              scope=[f"{PAINT}.renderer.x_combine_guidance_*"]
+                              ["tests/unit/test_painting_renderer.py", "tests/unit/test_painting_branches.py",
+                               "tests/unit/test_painting_update_loop.py"],
+                              "guidance or time_encoding or bank_attention_by_hand or fresh_state or update_loop",
+                              scope=[f"{PAINT}.renderer.{f}*" for f in ("x_combine_guidance_", "x__canvas_hook_",
+                                                                        "x_decode_latents_")]
+                              + [f"{PAINT}.renderer.xǁCanvasRendererǁ{m}_*"
+                                 for m in ("update", "_prepare_target", "_target_key", "_previous_latents")]
                               + [f"{PAINT}.reference.{f}*" for f in ("x__", "xǁBankReaderǁ", "xǁFusionStateǁ",
                                                                      "x_install_readers_", "x_bank_key_values_")],
                               undecorate=True),

@@ -261,7 +261,7 @@ class _FixedPredictions(torch.nn.Module):
         return type("Out", (), {"sample": out})()
 
 
-@pytest.mark.parametrize("cfg", [2.5, 1.0])
+@pytest.mark.parametrize("cfg", [2.5, 1.5, 1.0])  # Paint-by-Example guides whenever cfg > 1
 def test_blending_outside_the_inpainting_region_by_default_and_cfg_in_the_loop(trained, monkeypatch, cfg):
     import pipelines.selfie_inpaint.pipeline as pipeline
 
@@ -289,6 +289,74 @@ def test_blending_outside_the_inpainting_region_by_default_and_cfg_in_the_loop(t
     z_b = trained._encode(background.permute(0, 3, 1, 2) * 2 - 1)
     assert torch.allclose(final * outside, z_b * outside, atol=1e-5)
     assert not torch.allclose(final * (1 - outside), z_b * (1 - outside), atol=1e-2)
+
+
+class _RecordingControlNet(torch.nn.Module):
+    """Stands in for a ControlNet that fits the UNet: returns residuals numbered by its call."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config, self.calls = config, []
+
+    def forward(self, x, t, encoder_hidden_states=None, controlnet_cond=None, conditioning_scale=1.0, return_dict=True):
+        self.calls.append((x.clone(), float(t), encoder_hidden_states))
+        k = float(len(self.calls))
+        return [torch.full((1,), k)], torch.full((1,), 100 + k)
+
+
+class _RecordingUnet(_FixedPredictions):
+    def __init__(self, unet):
+        super().__init__(unet)
+        self.calls = []
+
+    def forward(self, x, t, encoder_hidden_states=None, **kwargs):
+        self.calls.append((x.clone(), float(t), encoder_hidden_states, kwargs))
+        return super().forward(x, t, encoder_hidden_states)
+
+
+def test_step_by_step_controlnet_residuals_reach_the_unet_at_their_steps(trained, monkeypatch):
+    unet = _RecordingUnet(trained.unet)
+    monkeypatch.setattr(trained, "unet", unet)
+    control = _RecordingControlNet(trained.unet.inner.config)
+    background, mask, _ = _scene()
+    trained.generate_latents(background, mask, _selfies(), steps=4, cfg=2.0, seed=1, blend_s=1.0, scheduler="ddim",
+                             control=ControlSpec(control, torch.rand(1, 32, 32, 3), 1.0, 0.25, 1.0))
+    calls = unet.calls
+    assert len(calls) == 4 and len(control.calls) == 3  # active from a quarter of the steps on: steps 1-3
+    assert calls[0][3]["down_block_additional_residuals"] is None
+    assert calls[0][3]["mid_block_additional_residual"] is None
+    for k, ((x, t, embeds, kwargs), (seen_x, seen_t, seen_embeds)) in enumerate(zip(calls[1:], control.calls), 1):
+        assert torch.equal(seen_x, x[:, :4]) and seen_t == t and seen_embeds is embeds  # the UNet's own inputs
+        assert kwargs["down_block_additional_residuals"][0].item() == k
+        assert kwargs["mid_block_additional_residual"].item() == 100 + k
+
+
+def test_loop_keeps_the_background_of_a_non_square_image(trained, monkeypatch):
+    monkeypatch.setattr(trained, "unet", _FixedPredictions(trained.unet))
+    background, mask, _ = _scene()
+    background, mask = background[:, :, :64].contiguous(), mask[:, :, :64].contiguous()  # 128 high, 64 wide
+    final = trained.generate_latents(background, mask, _selfies(), steps=3, cfg=2.0, seed=1, blend_s=0.0,
+                                     dilation=8, scheduler="ddim")
+    assert final.shape == (1, 4, SIZE // 8, 64 // 8)
+    # the box (rows 24-103, cols 40-63) grown by 8 px covers latent rows 2-13 and cols 4-7
+    outside = torch.ones(1, 1, SIZE // 8, 64 // 8)
+    outside[..., 2:14, 4:] = 0
+    z_b = trained._encode(background.permute(0, 3, 1, 2) * 2 - 1)
+    assert torch.allclose(final * outside, z_b * outside, atol=1e-5)
+
+
+def test_blending_and_loop_defaults_are_the_thesis_s_and_dilation_and_paint_by_example_steps_cfg(trained, monkeypatch):
+    """s = 0.4 and a 21 px dilation (thesis 3.5.4); 50 steps and guidance 5 (diffusers' Paint-by-Example)."""
+    monkeypatch.setattr(trained, "unet", _FixedPredictions(trained.unet))
+    background, mask, _ = _scene()
+    person = torch.zeros_like(mask)
+    person[:, 40:96, 45:72] = 1.0  # left edge at 45: grown by 21 px it starts in latent column 3, by 22 in 2
+    run = dict(foreground_mask=person, scheduler="ddim")
+    defaults = trained.generate_latents(background, mask, _selfies(), **run)
+    explicit = dict(steps=50, cfg=5.0, blend_s=0.4, dilation=21)
+    assert torch.equal(defaults, trained.generate_latents(background, mask, _selfies(), **explicit, **run))
+    wider = trained.generate_latents(background, mask, _selfies(), **{**explicit, "dilation": 22}, **run)
+    assert not torch.equal(defaults, wider)
 
 
 # --- ControlNet ----------------------------------------------------------------------------------------------------
@@ -374,12 +442,20 @@ def test_inpaint_input_errors(trained):
         trained.inpaint(background, torch.zeros_like(mask), _selfies(), steps=1)
     with pytest.raises(InputError, match=r"The mask is 128x64 but the background is 128x128; give them the same size"):
         trained.inpaint(background, mask[:, :64], _selfies(), steps=1)
-    with pytest.raises(InputError, match="multiples of 16"):
+    with pytest.raises(InputError) as err:
         trained.inpaint(background[:, :120], mask[:, :120], _selfies(), steps=1)
+    assert str(err.value) == ("The background is 128x120; this model needs sides that are multiples of 16 "
+                              "(e.g. 128x112). Resize or crop it first (core 'Upscale Image' node).")
+    with pytest.raises(InputError) as err:
+        trained.inpaint(background.expand(3, -1, -1, -1), mask.expand(2, -1, -1), _selfies(), steps=1)
+    assert str(err.value) == "The mask has a batch of 2 but 3 was expected (or 1 to share)."
     with pytest.raises(InputError, match="4 selfies"):
         trained.inpaint(background, mask, _selfies()[:3], steps=1)
     with pytest.raises(InputError, match="Unknown scheduler"):
         trained.inpaint(background, mask, _selfies(), steps=1, scheduler="lms")
+    with pytest.raises(InputError) as err:
+        trained.inpaint(background.expand(3, -1, -1, -1), mask, _selfies(batch=2), steps=1)
+    assert str(err.value) == "The selfie batch has a batch of 2 but 3 was expected (or 1 to share)."
 
 
 def test_pndm_progress_counts_every_model_call(trained):
