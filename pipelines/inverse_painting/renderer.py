@@ -127,9 +127,8 @@ def _canvas_hook(state):
 
 
 class _PaintingCache:
-    def __init__(self, key, target_latents, clip_target, bank, kv):
+    def __init__(self, key, clip_target, bank, kv):
         self.key = key
-        self.target_latents = target_latents
         self.clip_target = clip_target
         self.bank = bank
         self.kv = kv
@@ -209,7 +208,7 @@ class CanvasRenderer(SDParts):
             kv, bank = bank_key_values(self.unet, bank), {}
         else:
             kv = {}
-        return _PaintingCache(self._target_key(target), lat, clip_t, bank, kv)
+        return _PaintingCache(self._target_key(target), clip_t, bank, kv)
 
     def _target_key(self, target):
         return (target.data_ptr(), tuple(target.shape), float(target.float().sum()))
