@@ -1,6 +1,7 @@
 """Total Selfie selfie-conditioned inpainting on tiny folders in the official layouts."""
 import json
 import shutil
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from pipelines.selfie_inpaint import blending
 from pipelines.selfie_inpaint.controlnet import ControlSpec, load_controlnet
 from pipelines.selfie_inpaint.encoder import official_state_dict
 from pipelines.selfie_inpaint.loader import load_selfie_image_encoder, load_selfie_pipeline
-from pipelines.selfie_inpaint.pipeline import make_scheduler
+from pipelines.selfie_inpaint.pipeline import SelfieInpaintPipeline, make_scheduler
 from tests.fixtures import build_selfie_inpaint as fixture
 
 SIZE = 128  # 16x16 latents
@@ -516,3 +517,13 @@ def test_original_layout_single_file_controlnet_is_converted(tmp_path):
              "time_embed.0.weight": loaded.time_embedding.linear_1.weight}
     for key, weight in pairs.items():
         assert torch.equal(state[f"control_model.{key}"], weight), key
+
+
+def test_inpaint_input_errors_size_multiple_follows_the_unet_depth():
+    """SD1.5's UNet has 4 levels: 3 downsamplings of 2 after the VAE's 8, so sides must be multiples of 64."""
+    sd15_like = SimpleNamespace(vae_scale_factor=8, device=torch.device("cpu"),
+                                unet=SimpleNamespace(config=SimpleNamespace(block_out_channels=[320, 640, 1280, 1280])))
+    background = torch.zeros(1, 96, 96, 3)
+    with pytest.raises(InputError, match=r"^The background is 96x96; this model needs sides that are multiples of 64 "
+                                         r"\(e\.g\. 64x64\)"):
+        SelfieInpaintPipeline._prepare_inputs(sd15_like, background, torch.ones(1, 96, 96))
