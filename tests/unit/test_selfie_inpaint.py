@@ -200,14 +200,15 @@ def test_loop_keeps_background_latent_outside_the_dilated_person(trained):
 
 
 
-@pytest.mark.parametrize("name", ["pndm", "ddim"])
-def test_the_pipeline_loop_follows_eq_3_4_step_by_step(trained, monkeypatch, name):
+@pytest.mark.parametrize("name,s", [("pndm", 0.5), ("ddim", 0.5), ("ddim", 0.0)])
+def test_the_pipeline_loop_follows_eq_3_4_step_by_step(trained, monkeypatch, name, s):
     """The sampling loop itself, step by step: while t > sT the latent after a step is
     z^f * M + (sqrt(acp[t_next]) z^b + sqrt(1 - acp[t_next]) eps) * (1 - M), with z^f the scheduler's
-    own update, eps the run's initial noise and t_next the *next* timestep; afterwards it is z^f."""
+    own update, eps the run's initial noise and t_next the *next* timestep; afterwards it is z^f.
+    s = 0 blends at every step, the last two included (z^b noised to the last timestep, then z^b itself)."""
     import pipelines.selfie_inpaint.pipeline as pipeline
 
-    steps, s, seed, dilation = 6, 0.5, 3, 8
+    steps, seed, dilation = 6, 3, 8
     updates, inputs = [], []
 
     def spying_scheduler(base, scheduler_name):
@@ -244,7 +245,7 @@ def test_the_pipeline_loop_follows_eq_3_4_step_by_step(trained, monkeypatch, nam
         else:
             expected = z_f
         assert torch.allclose(after[i], expected, atol=1e-5), f"step {i} of {n}"
-    assert blended == n - int(s * n) and 0 < blended < n
+    assert blended == n - int(s * n) and (0 < blended < n if s else blended == n)
 
 class _FixedPredictions(torch.nn.Module):
     """Stands in for the UNet: predicts 1 for the unconditional half of a guided batch and 3 for the
