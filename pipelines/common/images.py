@@ -111,6 +111,17 @@ def resize_uint8(picture: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(np.ascontiguousarray(picture)).resize((width, height), Image.BICUBIC))
 
 
+def mask_box(mask, reach: int = 0):
+    """(y0, y1, x0, x1): the rows and columns of a 2-D bool mask (numpy, or torch on the CPU) that hold a
+    True, grown by ``reach`` on every side and clipped to the mask; None for an all-False mask."""
+    m = np.asarray(mask)
+    rows, cols = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
+    if rows.size == 0:
+        return None
+    return (max(int(rows[0]) - reach, 0), min(int(rows[-1]) + 1 + reach, m.shape[0]),
+            max(int(cols[0]) - reach, 0), min(int(cols[-1]) + 1 + reach, m.shape[1]))
+
+
 def resize_area(values: np.ndarray, width: int, height: int) -> np.ndarray:
     """Area-average resize of a float [H, W] map (each output pixel is the mean of what it covers)."""
     resized = Image.fromarray(np.asarray(values, dtype=np.float32), mode="F").resize((width, height), Image.BOX)

@@ -8,7 +8,7 @@ mesh follow the fade, not a head model.
 """
 import numpy as np
 
-from ..common.images import resize_area
+from ..common.images import mask_box, resize_area
 from .landmarks import FACE_OVAL, eye_centers
 
 POLYGON_SUPERSAMPLING = 4  # samples per pixel side for the anti-aliased face-oval mask
@@ -79,15 +79,13 @@ def rho_field_from_landmarks(points: np.ndarray, rho: np.ndarray, height: int, w
 def _fade_outside(field: np.ndarray, margin: float) -> np.ndarray:
     """Fill NaNs with the nearest inside value times a Gaussian fade of the distance."""
     inside = ~np.isnan(field)
-    if not inside.any():
-        return np.zeros_like(field)
     # The fade is 0 beyond 3 margins and the blur below reaches 1 margin: only the box of the inside grown
     # by 4 margins can be non-zero, and working on it gives the same values (it saves most of the grid).
-    reach = int(np.ceil(4 * margin)) + 2
-    rows, cols = np.nonzero(inside.any(axis=1))[0], np.nonzero(inside.any(axis=0))[0]
-    y0, y1 = max(rows[0] - reach, 0), min(rows[-1] + 1 + reach, field.shape[0])
-    x0, x1 = max(cols[0] - reach, 0), min(cols[-1] + 1 + reach, field.shape[1])
+    box = mask_box(inside, int(np.ceil(4 * margin)) + 2)
     out = np.zeros_like(field)
+    if box is None:
+        return out
+    y0, y1, x0, x1 = box
     out[y0:y1, x0:x1] = _fade_box(field[y0:y1, x0:x1], inside[y0:y1, x0:x1], margin)
     return out
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..common.errors import InputError
+from ..common.images import mask_box
 from ..common.progress import Progress, no_progress
 from .depth import face_polygon_mask, landmark_rho, rho_field_from_depth, rho_field_from_landmarks
 from .geometry import DEFAULT_FAR_M, DEFAULT_FOV_DEG, near_camera
@@ -134,10 +135,10 @@ def _remap_moved(image_bchw: torch.Tensor, sampling_map: torch.Tensor) -> torch.
     """remap, run only on the box of pixels the map moves; the others are kept exactly (grid_sample's
     normalisation is not bit-exact for an identity map)."""
     moved = (sampling_map != identity_map(*sampling_map.shape[:2])).any(dim=-1)
-    if not moved.any():
+    box = mask_box(moved)
+    if box is None:
         return image_bchw
-    rows, cols = torch.nonzero(moved.any(dim=1))[:, 0], torch.nonzero(moved.any(dim=0))[:, 0]
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    y0, y1, x0, x1 = box
     box = remap(image_bchw, sampling_map[y0:y1, x0:x1])  # sources anywhere in the image
     out = image_bchw.clone()
     out[..., y0:y1, x0:x1] = torch.where(moved[y0:y1, x0:x1], box, image_bchw[..., y0:y1, x0:x1])
@@ -168,10 +169,11 @@ def refine_depth(first_bchw: torch.Tensor, points: np.ndarray, detector) -> np.n
     faces = detector.detect(image_to_uint8(first_bchw.permute(0, 2, 3, 1))[0])
     centre = points[:, :2].mean(axis=0)
     reach = 0.25 * np.ptp(points[:, 0])  # a quarter of the face width: the same face, not a neighbour
-    near = [f.points for f in faces if np.linalg.norm(f.points[:, :2].mean(axis=0) - centre) < reach]
+    offsets = [(float(np.linalg.norm(f.points[:, :2].mean(axis=0) - centre)), f.points) for f in faces]
+    near = [(offset, p) for offset, p in offsets if offset < reach]
     if not near:
         return points
-    again = min(near, key=lambda p: np.linalg.norm(p[:, :2].mean(axis=0) - centre))
+    again = min(near, key=lambda item: item[0])[1]
     right, left = eye_centers(points)
     right_again, left_again = eye_centers(again)
     refined = points.copy()
@@ -250,6 +252,7 @@ def undistort_faces(images: torch.Tensor, settings: UndistortSettings = Undistor
 def _undistort_batch(images, settings, landmarks, depth, depth_mask, detector, progress) -> UndistortResult:
     batch, height, width = images.shape[:3]
     per_image = []  # (image, map, mask, FaceCorrection)
+    refine = detector if landmarks is None and settings.refine_depth else None
     for i in range(batch):
         faces = _faces_for(i, landmarks, detector, images)
         face = pick_face(faces, settings.face_index)
@@ -260,7 +263,6 @@ def _undistort_batch(images, settings, landmarks, depth, depth_mask, detector, p
                 "face, connect landmarks or a depth map, or set on_no_face to 'pass_through'.")
         m_i = None if depth_mask is None else depth_mask[min(i, depth_mask.shape[0] - 1)].cpu().numpy()
         img = images[i:i + 1, ..., :3].permute(0, 3, 1, 2).float().cpu()
-        refine = detector if landmarks is None and settings.refine_depth else None
         per_image.append(_correct_refined(img, None if face is None else face.points, settings, d_i, m_i, refine))
         progress.step()
     outs, maps, masks, infos = (list(items) for items in zip(*per_image))

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..common.errors import InputError
+from ..common.images import mask_box
 from .geometry import radial_scale
 
 BISECTION_STEPS = 10  # the bracket is ~30 % of the radius: 10 halvings reach ~0.1 px at r = 300 px
@@ -81,13 +82,11 @@ def upsample_moved(coarse: torch.Tensor, stride: int, height: int, width: int, m
     one block, which bilinear upsampling reads, and by the reach of the smoothing): the rest is the identity
     either way. Returns (map, pixels smoothed), or (None, 0) when a fold is left."""
     disp = coarse - block_centers(height, width, stride)
-    moved = (disp != 0).any(dim=-1)
-    if not moved.any():
-        return identity_map(height, width), 0
-    rows, cols = torch.nonzero(moved.any(dim=1))[:, 0], torch.nonzero(moved.any(dim=0))[:, 0]
     reach = 1 + -(-((FOLD_ROUNDS + 1) * FOLD_RADIUS_PX + 2) // stride)
-    by0, by1 = max(int(rows[0]) - reach, 0), min(int(rows[-1]) + 1 + reach, disp.shape[0])
-    bx0, bx1 = max(int(cols[0]) - reach, 0), min(int(cols[-1]) + 1 + reach, disp.shape[1])
+    blocks = mask_box((disp != 0).any(dim=-1), reach)
+    if blocks is None:
+        return identity_map(height, width), 0
+    by0, by1, bx0, bx1 = blocks
     y0, x0 = by0 * stride, bx0 * stride
     y1, x1 = min(by1 * stride, height), min(bx1 * stride, width)
     region = (identity_map(y1 - y0, x1 - x0) + torch.tensor([x0, y0], dtype=coarse.dtype)

@@ -1,4 +1,5 @@
 """pipelines/common: conversions, checkpoint loading errors, progress."""
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -131,3 +132,15 @@ def test_clip_preprocess_matches_the_transformers_processor(tmp_path):
     ours = ClipPreprocess.from_folder(str(tmp_path), 224)(torch.from_numpy(photo / 255.0).permute(2, 0, 1)[None].float())
     assert ours.shape == reference.shape == (1, 3, 224, 224)
     assert float((ours - reference).abs().mean()) < 0.02
+
+
+def test_mask_box_is_the_true_rows_and_columns_grown_and_clipped():
+    from pipelines.common.images import mask_box
+
+    m = np.zeros((6, 8), dtype=bool)
+    m[2, 3] = m[3, 5] = True
+    assert mask_box(m) == (2, 4, 3, 6)
+    assert mask_box(m, reach=1) == (1, 5, 2, 7)
+    assert mask_box(m, reach=3) == (0, 6, 0, 8)  # clipped to the mask
+    assert mask_box(torch.from_numpy(m), reach=1) == (1, 5, 2, 7)
+    assert mask_box(np.zeros((3, 3), dtype=bool)) is None
