@@ -90,16 +90,24 @@ def _landmarks(detector, image_hwc: np.ndarray) -> np.ndarray:
     return faces[0].points
 
 
-def render_errors(images, detector):
+def photo_meshes(images, detector) -> list:
+    """The textured face mesh of each photo, as pipelines.undistort.render builds it."""
+    return [face_mesh_from_photo(_landmarks(detector, image[0].numpy()), image[0].numpy()) for image in images]
+
+
+def _error_to_far(result, on_far: np.ndarray, detector) -> float:
+    """Mean distance (px) of the landmarks detected on the corrected render to those on the far render."""
+    return float(np.linalg.norm(_landmarks(detector, result.images[0].numpy())[:, :2] - on_far[:, :2], axis=1).mean())
+
+
+def render_errors(meshes, detector):
     """Mean landmark error (px) on renders: before, after (default), after without depth refinement, after
     with true depths; and how many default corrections kept the re-read depths."""
     f = focal_from_fov(FOV_DEG, SIZE, SIZE)
     settings = UndistortSettings(fov_deg=FOV_DEG, far_m=FAR_M)
     errors = {"before": [], "after": [], "unrefined": [], "true_depth": []}
     refined = 0
-    for image in images:
-        photo = image[0].numpy()
-        mesh = face_mesh_from_photo(_landmarks(detector, photo), photo)
+    for mesh in meshes:
         for distance, yaw, offset in RENDER_CASES:
             near, far = near_and_far(mesh, distance, f, (SIZE, SIZE), FAR_M, yaw, offset)
             near_t = torch.from_numpy(near)[None]
@@ -113,19 +121,16 @@ def render_errors(images, detector):
             for name, kwargs in runs.items():
                 result = undistort_faces(near_t, kwargs.pop("settings", settings), **kwargs)
                 refined += name == "after" and "depths re-read" in result.faces[0].note
-                errors[name].append(np.linalg.norm(_landmarks(detector, result.images[0].numpy())[:, :2]
-                                                   - on_far[:, :2], axis=1).mean())
+                errors[name].append(_error_to_far(result, on_far, detector))
     return {name: float(np.mean(v)) for name, v in errors.items()}, refined
 
 
-def wrong_distance_errors(images, detector):
+def wrong_distance_errors(meshes, detector):
     """Mean landmark error (px) on renders at 0.6-1 m corrected as 0.3 m selfies: (with, without) the depth
     refinement, and how many kept the re-read depths."""
     f = focal_from_fov(FOV_DEG, SIZE, SIZE)
     errors, kept = {True: [], False: []}, 0
-    for image in images:
-        photo = image[0].numpy()
-        mesh = face_mesh_from_photo(_landmarks(detector, photo), photo)
+    for mesh in meshes:
         for distance, yaw, offset in WRONG_DISTANCE_CASES:
             near, far = near_and_far(mesh, distance, f, (SIZE, SIZE), FAR_M, yaw, offset)
             on_far = _landmarks(detector, far)
@@ -133,8 +138,7 @@ def wrong_distance_errors(images, detector):
                 settings = UndistortSettings(distance_m=0.3, far_m=FAR_M, refine_depth=refine)
                 result = undistort_faces(torch.from_numpy(near)[None], settings, detector=detector)
                 kept += refine and "depths re-read" in result.faces[0].note
-                errors[refine].append(np.linalg.norm(_landmarks(detector, result.images[0].numpy())[:, :2]
-                                                     - on_far[:, :2], axis=1).mean())
+                errors[refine].append(_error_to_far(result, on_far, detector))
     return float(np.mean(errors[True])), float(np.mean(errors[False])), kept
 
 
@@ -154,9 +158,8 @@ def timing(images, detector, runs=TIMING_RUNS):
             for name, (wall, cpu) in times.items()}
 
 
-def near_render(photo, detector, distance=0.3):
+def near_render(mesh, distance=0.3):
     f = focal_from_fov(FOV_DEG, SIZE, SIZE)
-    mesh = face_mesh_from_photo(_landmarks(detector, photo), photo)
     return torch.from_numpy(near_and_far(mesh, distance, f, (SIZE, SIZE), FAR_M)[0])[None]
 
 
@@ -164,10 +167,11 @@ def main():
     torch.set_num_threads(2)
     images = list(photos())
     detector = FaceMeshDetector()
-    timed = timing({"photo": images[0], "render": near_render(images[0][0].numpy(), detector)}, detector)
+    meshes = photo_meshes(images, detector)
+    timed = timing({"photo": images[0], "render": near_render(meshes[0])}, detector)
     before, after = synthetic_errors(images)
-    rendered, refined = render_errors(images, detector)
-    wrong, wrong_unrefined, wrong_kept = wrong_distance_errors(images, detector)
+    rendered, refined = render_errors(meshes, detector)
+    wrong, wrong_unrefined, wrong_kept = wrong_distance_errors(meshes, detector)
     ms, spread, cpu_ms = timed["photo"]
     print(f"synthetic cases: {len(CASES) * len(images)}, render cases: {len(RENDER_CASES) * len(images)} "
           f"(wrong distance: {len(WRONG_DISTANCE_CASES) * len(images)}), "
