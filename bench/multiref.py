@@ -26,7 +26,8 @@ How the timing is taken (the bench runs on a 2-vCPU VM that other jobs share):
     referencenet, plain, multiref, ...); a variant's round time is the minimum over its repeats,
     so a burst of a neighbour's load that hits one pass is dropped instead of landing on one
     variant. There are --rounds (>= 7) rounds.
-  - per-round ratio = variant's round time / plain's round time of the same round;
+  - per-round ratio = variant's round time / plain's round time of the same round (printed as
+    `<variant>_round_ratios`);
     `<variant>_step_spread` = max - min of the per-round ratios over the rounds;
     `<variant>_step_ratio` = (min over rounds of the variant's time) / (min over rounds of plain's
     time), printed as "not resolved" when the spread exceeds its effect |ratio - 1|.
@@ -223,10 +224,15 @@ def per_sampling_flops(flops: dict, variant: str) -> float:
     return flops[variant] + (flops["refnet_pass"] / SAMPLING_STEPS if variant == "referencenet" else 0)
 
 
+def round_ratios(rounds: list, variant: str) -> list:
+    """Per round: the variant's wall time / plain's, same round."""
+    return [per_sampling_step(r, variant, 0) / r["plain"][0] for r in rounds]
+
+
 def step_ratio(rounds: list, variant: str) -> tuple:
     """(headline ratio, spread): min over rounds of the variant's wall time / min over rounds of
-    plain's, and max - min of the per-round ratios (variant's round time / plain's, same round)."""
-    per_round = [per_sampling_step(r, variant, 0) / r["plain"][0] for r in rounds]
+    plain's, and max - min of the per-round ratios (round_ratios)."""
+    per_round = round_ratios(rounds, variant)
     best = min(per_sampling_step(r, variant, 0) for r in rounds) / min(r["plain"][0] for r in rounds)
     return best, max(per_round) - min(per_round)
 
@@ -300,6 +306,7 @@ def main():
         ratio, spread = step_ratio(rounds, v)
         print(f"{v}_flop_ratio: {per_sampling_flops(flops, v) / flops['plain']:.3f}")
         print(f"{v}_cpu_ratio: {best(v, 1) / best('plain', 1):.3f}")
+        print(f"{v}_round_ratios: {' '.join(f'{x:.3f}' for x in round_ratios(rounds, v))}")
         print(f"{v}_step_spread: {spread:.3f}")
         print(ratio_line(f"{v}_step_ratio", ratio, spread))
     print(f"multiref_mem_ratio: {memory['multiref'] / max(memory['plain'], 1e-6):.3f}")

@@ -56,6 +56,7 @@ def test_headline_is_min_over_min_and_spread_the_range_of_per_round_ratios():
               {"plain": (9.0,), "multiref": (9.9,), "referencenet": (11.0,), "refnet_pass": (2.5,)},
               {"plain": (9.5,), "multiref": (10.0,), "referencenet": (11.5,), "refnet_pass": (3.0,)}]
     # per-round 1.05, 1.1, 10/9.5; headline 9.9 / 9.0
+    assert bench.round_ratios(rounds, "multiref") == pytest.approx([1.05, 1.1, 10.0 / 9.5])
     ratio, spread = bench.step_ratio(rounds, "multiref")
     assert ratio == pytest.approx(1.1) and spread == pytest.approx(1.1 - 1.05)
     # per-round (12.2/10, 11.1/9, 11.62/9.5); headline min(12.2, 11.1, 11.62) / 9.0
