@@ -247,6 +247,37 @@ def test_the_pipeline_loop_follows_eq_3_4_step_by_step(trained, monkeypatch, nam
         assert torch.allclose(after[i], expected, atol=1e-5), f"step {i} of {n}"
     assert blended == n - int(s * n) and (0 < blended < n if s else blended == n)
 
+def test_the_pipeline_loop_starts_euler_at_its_largest_sigma(trained, monkeypatch):
+    """Euler (init_noise_sigma > 1, unlike DDIM's 1): the first latent is the run's noise times the scheduler's
+    initial sigma, and every step scales its input at that step's own timestep."""
+    import pipelines.selfie_inpaint.pipeline as pipeline
+
+    seed, seen, samplers = 4, [], []
+
+    def spying_scheduler(base, scheduler_name):
+        sampler = make_scheduler(base, scheduler_name)
+        scale = sampler.scale_model_input
+        sampler.scale_model_input = lambda sample, t: seen.append((sample.chunk(2)[0].clone(), t)) or scale(sample, t)
+        samplers.append(sampler)
+        return sampler
+
+    monkeypatch.setattr(pipeline, "make_scheduler", spying_scheduler)
+    background, mask, person = _scene()
+    trained.generate_latents(background, mask, _selfies(), steps=3, cfg=3.0, seed=seed, blend_s=1.0, dilation=8,
+                             foreground_mask=person, scheduler="euler")
+    sampler = samplers[0]
+    eps = torch.randn(seen[0][0].shape, generator=torch.Generator().manual_seed(seed))
+    assert float(sampler.init_noise_sigma) > 2.0
+    assert torch.allclose(seen[0][0], eps * sampler.init_noise_sigma, atol=1e-4)
+    assert [float(t) for _, t in seen] == sampler.timesteps.tolist()
+
+
+def test_a_mask_at_half_counts_as_inside_the_half_threshold(trained):
+    image = torch.zeros(1, 3, 4, 4)
+    mask = torch.tensor([[0.0, 0.49, 0.5, 1.0]]).expand(4, 4)[None]
+    assert trained._pixel_mask(mask, 1, image)[0, 0, 0].tolist() == [0.0, 0.0, 1.0, 1.0]
+
+
 class _FixedPredictions(torch.nn.Module):
     """Stands in for the UNet: predicts 1 for the unconditional half of a guided batch and 3 for the
     conditional one (3 for an unguided batch), and records the batch sizes it was called with."""
