@@ -12,13 +12,18 @@ from .errors import InputError
 
 def image_to_bchw(image: torch.Tensor) -> torch.Tensor:
     """IMAGE [B,H,W,C] -> [B,C,H,W] (RGB; an alpha channel is dropped; a grey image is repeated)."""
+    return _rgb(image).permute(0, 3, 1, 2).contiguous()
+
+
+def _rgb(image: torch.Tensor) -> torch.Tensor:
+    """IMAGE [B,H,W,C] (or one [H,W,C]) -> a float [B,H,W,3] view, checked (shape, usable)."""
     if image.ndim == 3:
         image = image.unsqueeze(0)
     if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
         raise InputError(f"Expected an IMAGE of shape [B,H,W,C] with 1, 3 or 4 channels, got shape "
                          f"{tuple(image.shape)}.")
     image = usable(image, "IMAGE")
-    return image[..., :3].expand(*image.shape[:3], 3).permute(0, 3, 1, 2).contiguous()
+    return image[..., :3].expand(*image.shape[:3], 3)
 
 
 def usable(x: torch.Tensor, kind: str) -> torch.Tensor:
@@ -28,7 +33,8 @@ def usable(x: torch.Tensor, kind: str) -> torch.Tensor:
         raise InputError(f"This {kind} is empty (shape {tuple(x.shape)}): the node that made it produced no "
                          "pixels or no batch entries. Check its inputs.")
     x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()  # uint8: 0..255 from a node that skipped it
-    if not torch.isfinite(x).all():
+    # a NaN or Inf makes the sum non-finite; only then (or on overflow) is every value checked
+    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
         raise InputError(f"This {kind} holds NaN or infinite values (shape {tuple(x.shape)}); the node that made "
                          "it failed numerically (e.g. a model run in too low precision). Fix that node first.")
     return x
@@ -72,8 +78,7 @@ def image_to_pils(image: torch.Tensor) -> list:
 
 def image_to_uint8(image: torch.Tensor) -> np.ndarray:
     """IMAGE [B,H,W,C] (or one [H,W,C]) -> uint8 numpy [B,H,W,3] (for mediapipe / OpenCV)."""
-    image = image_to_bchw(image).permute(0, 2, 3, 1)  # checks the shape
-    return (image.float().clamp(0, 1).cpu().numpy() * 255.0).round().astype(np.uint8)
+    return (_rgb(image).clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
 
 
 def match_batch(x: torch.Tensor, batch: int, what: str) -> torch.Tensor:

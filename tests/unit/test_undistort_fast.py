@@ -97,3 +97,28 @@ def test_remap_of_the_moving_box_equals_remapping_everything():
     whole = torch.where(untouched, image, remap(image, smap))
     assert torch.equal(_remap_moved(image, smap), whole)
     assert torch.equal(_remap_moved(image, identity_map(40, 50)), image)
+
+
+def test_fade_interpolation_weights_by_hand():
+    from pipelines.undistort.depth import _interpolation_matrix
+
+    # samples at 1, 4, 7 of 8 cells; constant before the first and after the last
+    expected = np.array([[1, 0, 0], [1, 0, 0], [2 / 3, 1 / 3, 0], [1 / 3, 2 / 3, 0], [0, 1, 0], [0, 2 / 3, 1 / 3],
+                         [0, 1 / 3, 2 / 3], [0, 0, 1]])
+    assert np.allclose(_interpolation_matrix(8, 3, 1, 3), expected)
+
+
+def test_fade_on_coarse_cells_is_close_to_the_fade_on_every_cell(monkeypatch):
+    import pipelines.undistort.depth as depth
+
+    field = np.full((200, 220), np.nan)
+    field[60:130, 70:150] = _dome(200, 220, 110, 95, 25, -0.2)[60:130, 70:150]  # the face's inside
+    margin = 40.0
+    assert depth._fade_step(margin) == 2
+    coarse = depth._fade_box(field, ~np.isnan(field), margin)
+    monkeypatch.setattr(depth, "FADE_CELLS_PER_MARGIN", 1e9)  # step 1: the fade on every cell
+    exact = depth._fade_box(field, ~np.isnan(field), margin)
+    assert np.array_equal(coarse[60:130, 70:150], exact[60:130, 70:150])  # the inside keeps its values
+    # off by up to a coarse cell at the face's border (the nearest inside cell is a sampled one)
+    gap, amplitude = np.abs(coarse - exact), np.abs(exact).max()
+    assert amplitude > 0.1 and gap.max() < 0.02 * amplitude and gap.mean() < 0.003 * amplitude
