@@ -70,3 +70,36 @@ def test_upsampling_only_the_moving_blocks_equals_the_whole_map(fold):
     fast, fast_changed = upsample_moved(coarse, stride, height, width, 0.05, 6.0)
     assert (changed > 0) == fold and fast_changed == changed
     assert torch.allclose(fast, whole, atol=1e-4)
+
+
+def test_a_working_grid_field_is_read_at_its_cell_centres():
+    from pipelines.undistort.warp import _sample_field
+
+    # 10 x 8 cells over 40 x 32 pixels (4 px a cell): cell (i, j) has its centre at pixel (4 j + 1.5, 4 i + 1.5)
+    rows = torch.arange(10, dtype=torch.float32)[:, None].expand(10, 8) + 1.0  # value = row + 1
+    cols = torch.arange(8, dtype=torch.float32)[None].expand(10, 8) + 1.0  # value = column + 1
+    xy = torch.tensor([[5.5, 13.5], [7.5, 20.0], [0.0, 0.0], [31.0, 39.0]])
+    # pixel y -> cell (y - 1.5) / 4: 3, 4.625; past the first/last centre the border value holds
+    assert _sample_field(rows, xy[None], 40, 32)[0].tolist() == pytest.approx([4.0, 5.625, 1.0, 10.0])
+    assert _sample_field(cols, xy[None], 40, 32)[0].tolist() == pytest.approx([2.0, 2.5, 1.0, 8.0])
+
+
+def test_block_centres_by_hand():
+    from pipelines.undistort.warp import block_centers
+
+    centres = block_centers(5, 4, 2)  # blocks of 2 x 2 px, the last row of blocks cut by the image
+    assert centres.shape == (3, 2, 2)
+    assert centres[..., 0].tolist() == [[0.5, 2.5]] * 3 and centres[:, 0, 1].tolist() == [0.5, 2.5, 4.5]
+
+
+def test_solving_only_the_support_box_equals_solving_every_block():
+    from pipelines.undistort.warp import _solve_sources, block_centers, coarse_sources
+
+    # a face low on the left: its box starts further down than across, so x and y bounds cannot be swapped
+    ys, xs = np.mgrid[0:60, 0:80]
+    field = np.where(np.hypot(xs - 12.0, ys - 42.0) < 10, -0.08, 0.0)
+    center, k, stride = (40.0, 30.0), 10.0, 2
+    boxed = coarse_sources(field, center, k, 120, 160, stride)
+    everywhere = _solve_sources(torch.from_numpy(field).float(), block_centers(120, 160, stride), center, k, 120, 160)
+    assert (boxed - block_centers(120, 160, stride)).norm(dim=-1).max() > 1.0  # the face moves
+    assert torch.allclose(boxed, everywhere, atol=1e-3)
