@@ -2,8 +2,8 @@
 
 6 frames (2 references + 4) at 32x32 latents (256 px images) unless --frames / --latent say otherwise
 (the printed `frames:` line says what ran; FLOPs are those of that size). 6 rather than 8 frames so
-that 2 repeats per round fit in about 15 minutes on one thread (estimated from CPU times: a 6-frame
-pass of all variants takes about 45 s). Variants, per denoising step of the main UNet:
+that 3 repeats per round fit in about 22 minutes on one thread (21 min 32 s on a quiet 2-core machine;
+with 2 repeats the round-to-round spread there exceeded both effects). Variants, per denoising step of the main UNet:
   plain         stock attention
   multiref      our processor (reference keys/values projected once, shared by all frames)
   referencenet  a ReferenceNet-style UNet pass over the 2 references whose self-attention inputs
@@ -37,7 +37,7 @@ How the timing is taken (the bench runs on a 2-vCPU VM that other jobs share):
   frames and latent size that ran) and the peak memory growth (a process of its own per variant,
   default allocator) are printed beside it.
 
-    .venv/bin/python bench/multiref.py [--rounds 7] [--repeats 2] [--threads 1] [--frames 6] [--latent 32]
+    .venv/bin/python bench/multiref.py [--rounds 7] [--repeats 3] [--threads 1] [--frames 6] [--latent 32]
 """
 import argparse
 import gc
@@ -247,7 +247,7 @@ def ratio_line(name: str, ratio: float, spread: float) -> str:
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (>= 7; minimum kept)")
-    ap.add_argument("--repeats", type=int, default=2, help="passes per round; a round keeps each variant's minimum")
+    ap.add_argument("--repeats", type=int, default=3, help="passes per round; a round keeps each variant's minimum")
     ap.add_argument("--threads", type=int, default=1, help="torch threads while timing (1 is steadier on 2 vCPUs)")
     ap.add_argument("--frames", type=int, default=FRAMES, help="frames per video, the 2 references included")
     ap.add_argument("--latent", type=int, default=LATENT, help="latent side (32 = 256 px images)")
