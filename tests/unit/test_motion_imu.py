@@ -275,3 +275,46 @@ def test_the_standing_start_is_measured_for_the_start_heading():
     traj, _ = imu_to_trajectory("\n".join(rows), fps=30)
     assert traj.still_s == pytest.approx(1.52, abs=1e-9)
     assert traj.relative().still_s == traj.resampled(10.0).still_s == traj.still_s
+
+
+# --- the time column and quaternions, by hand -------------------------------------------------
+
+def test_iso_date_times_are_read_in_utc_with_their_offsets():
+    from datetime import datetime, timezone
+
+    from pipelines.motion.imu import _parse_datetime
+
+    def utc(*fields):  # the expected instant, by the standard library
+        return datetime(*fields, tzinfo=timezone.utc).timestamp()
+
+    assert _parse_datetime("2019-03-06 13:41:47.862 +0100") == pytest.approx(utc(2019, 3, 6, 12, 41, 47, 862000))
+    assert _parse_datetime("2019-03-06T13:41:47.862-05:30") == pytest.approx(utc(2019, 3, 6, 19, 11, 47, 862000))
+    assert _parse_datetime("2019-03-06 13:41:47+1045") == pytest.approx(utc(2019, 3, 6, 2, 56, 47))
+    assert _parse_datetime("2019-03-06T13:41:47Z") == pytest.approx(utc(2019, 3, 6, 13, 41, 47))
+    assert _parse_datetime(" 2019-03-06 13:41:47.5 ") == pytest.approx(utc(2019, 3, 6, 13, 41, 47, 500000))
+    assert np.isnan(_parse_datetime("2019-13-06 13:41:47")) and np.isnan(_parse_datetime("13:41:47"))
+
+
+@pytest.mark.parametrize("step,scale", [(0.02, 1.0), (20, 1e3), (20_000, 1e6), (20_000_000, 1e9)])
+def test_time_values_are_scaled_to_seconds_exactly(step, scale):
+    from pipelines.motion.imu import time_seconds
+
+    values = [str(i * step) for i in range(200)]  # 50 Hz in s, ms, us or ns
+    assert np.allclose(time_seconds(values), np.arange(200) * step / scale, rtol=0, atol=1e-12)
+
+
+def test_repeated_timestamps_do_not_set_the_unit():
+    from pipelines.motion.imu import time_seconds
+
+    values = [str(20 * (i // 3)) for i in range(300)]  # ms, each written on three rows
+    assert time_seconds(values)[-1] == pytest.approx(20 * 99 / 1e3)
+
+
+def test_a_quaternion_need_not_be_unit_length():
+    from pipelines.motion.imu import _rotation_from_quaternion
+
+    half = np.radians(45.0)
+    q = np.array([[np.cos(half), 0.0, 0.0, np.sin(half)]])  # 90 deg about z
+    rz90 = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    for length in (1.0, 3.0, 0.2):
+        assert np.allclose(_rotation_from_quaternion(*(q * length).T)[0], rz90, atol=1e-12)
