@@ -318,3 +318,13 @@ def test_a_quaternion_need_not_be_unit_length():
     rz90 = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     for length in (1.0, 3.0, 0.2):
         assert np.allclose(_rotation_from_quaternion(*(q * length).T)[0], rz90, atol=1e-12)
+
+
+def test_quaternions_against_scipy():
+    from scipy.spatial.transform import Rotation
+
+    from pipelines.motion.imu import _rotation_from_quaternion
+
+    q = np.random.default_rng(3).normal(size=(6, 4)) * 2.0  # w, x, y, z; of any length
+    expected = Rotation.from_quat(q[:, [1, 2, 3, 0]]).as_matrix()  # scipy orders x, y, z, w
+    assert np.allclose(_rotation_from_quaternion(*q.T), expected, atol=1e-12)
