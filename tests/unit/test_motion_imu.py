@@ -284,14 +284,15 @@ def test_iso_date_times_are_read_in_utc_with_their_offsets():
 
     from pipelines.motion.imu import _parse_datetime
 
-    def utc(*fields):  # the expected instant, by the standard library
-        return datetime(*fields, tzinfo=timezone.utc).timestamp()
+    def utc(*fields):  # the expected instant, by the standard library, to the microsecond
+        # (pytest.approx's default relative tolerance would allow half an hour at 1.6e9 s)
+        return pytest.approx(datetime(*fields, tzinfo=timezone.utc).timestamp(), rel=0, abs=1e-6)
 
-    assert _parse_datetime("2019-03-06 13:41:47.862 +0100") == pytest.approx(utc(2019, 3, 6, 12, 41, 47, 862000))
-    assert _parse_datetime("2019-03-06T13:41:47.862-05:30") == pytest.approx(utc(2019, 3, 6, 19, 11, 47, 862000))
-    assert _parse_datetime("2019-03-06 13:41:47+1045") == pytest.approx(utc(2019, 3, 6, 2, 56, 47))
-    assert _parse_datetime("2019-03-06T13:41:47Z") == pytest.approx(utc(2019, 3, 6, 13, 41, 47))
-    assert _parse_datetime(" 2019-03-06 13:41:47.5 ") == pytest.approx(utc(2019, 3, 6, 13, 41, 47, 500000))
+    assert _parse_datetime("2019-03-06 13:41:47.862 +0100") == utc(2019, 3, 6, 12, 41, 47, 862000)
+    assert _parse_datetime("2019-03-06T13:41:47.862-05:30") == utc(2019, 3, 6, 19, 11, 47, 862000)
+    assert _parse_datetime("2019-03-06 13:41:47+1045") == utc(2019, 3, 6, 2, 56, 47)
+    assert _parse_datetime("2019-03-06T13:41:47Z") == utc(2019, 3, 6, 13, 41, 47)
+    assert _parse_datetime(" 2019-03-06 13:41:47.5 ") == utc(2019, 3, 6, 13, 41, 47, 500000)
     assert np.isnan(_parse_datetime("2019-13-06 13:41:47")) and np.isnan(_parse_datetime("13:41:47"))
 
 
