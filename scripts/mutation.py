@@ -64,7 +64,8 @@ GROUPS = {
     # (tested with its loader in test_selfie_inpaint.py).
     "selfie_inpaint": group(["pipelines/selfie_inpaint/blending.py", "pipelines/selfie_inpaint/pipeline.py"],
                             ["tests/unit/test_selfie_inpaint.py"],
-                            "blending or step_by_step or dilation or loop_keeps or input_errors or largest_sigma or half_threshold",
+                            "blending or step_by_step or dilation or loop_keeps or input_errors"
+                            " or largest_sigma or half_threshold",
                             scope=[f"{SELFIE}.blending.*"]
                             + [f"{SELFIE}.pipeline.xǁSelfieInpaintPipelineǁ{m}_*"
                                for m in ("generate_latents", "_prepare_inputs", "_pixel_mask", "_encode")],
