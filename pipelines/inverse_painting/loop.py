@@ -54,6 +54,17 @@ class DifferenceMasks:
         return difference_mask(target, canvas, alpha=self.alpha, distance=self.distance)
 
 
+def stop_rule(step_diffs: list, target_diffs: list, converge_at: float, target_at: float) -> Optional[str]:
+    """Why the official loop stops before the next update, or None: after more than three updates, two
+    consecutive-keyframe distances in a row below ``converge_at``, or the last keyframe below ``target_at``
+    from the target (thresholds on the distance's own scale)."""
+    if len(step_diffs) > 3 and step_diffs[-2] < converge_at and step_diffs[-1] < converge_at:
+        return "converged (two tiny updates in a row)"
+    if target_diffs and target_diffs[-1] < target_at:
+        return "close to target"
+    return None
+
+
 def clean_instruction(text) -> str:
     """VLM answers can be empty or long: collapse whitespace, cut to a few words, fall back to a default."""
     text = " ".join(str(text or "").replace("\n", " ").split()).strip(" .,:;\"'")
@@ -157,11 +168,9 @@ def paint(target: torch.Tensor, painter, mask_generator=None, instruction_genera
     prev_mask = None
     try:
         for idx in range(max_updates):
-            if len(step_diffs) > 3 and step_diffs[-2] < converge_at and step_diffs[-1] < converge_at:
-                stop_reason = "converged (two tiny updates in a row)"
-                break
-            if target_diffs and target_diffs[-1] < target_at:
-                stop_reason = "close to target"
+            reason = stop_rule(step_diffs, target_diffs, converge_at, target_at)
+            if reason:
+                stop_reason = reason
                 break
             text = clean_instruction(instr_gen.next(canvas, tgt, idx))
             mask = masks_gen.generate(canvas, tgt, text, interval_s, prev_mask)

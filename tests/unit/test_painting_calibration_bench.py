@@ -32,14 +32,25 @@ def test_pixel_threshold_keeps_the_best_iou_cut():
     assert (tau, iou, frac) == (pytest.approx(0.1005), pytest.approx(2 / 3), 0.5)
 
 
+def test_stop_update_is_where_the_loop_rule_fires():
+    far = [0.9] * 5
+    # convergence needs more than three updates: the last two of the first five are below 1e-3
+    assert bench.stop_update([0.5, 0.1, 0.0005, 0.0004, 0.0003], far, 1e-3, 0.1) == 4
+    assert bench.stop_update([0.5, 0.1, 0.01, 0.0005, 0.0004], far, 1e-3, 0.1) == 5
+    assert bench.stop_update([0.5, 0.4], [0.9, 0.05], 1e-3, 0.1) == 2  # close to target after the 2nd update
+    assert bench.stop_update([0.5, 0.4], [0.9, 0.5], 1e-3, 0.1) is None
+
+
 def test_a_whole_run_on_one_example_prints_increasing_tables(tmp_path, monkeypatch, capsys):
     backbone = write_lpips_backbone(tmp_path / "alexnet-random-test.pth")
     monkeypatch.setattr(bench, "IMAGES", bench.IMAGES[:1])
+    monkeypatch.setattr(bench, "HELD_OUT", bench.HELD_OUT[:1])
     monkeypatch.setattr(sys, "argv", ["painting_distance_calibration.py", "--backbone", str(backbone)])
     bench.main()
     out = capsys.readouterr().out
-    assert "calibration_backbone: alexnet-random-test.pth" in out and "pairs: 37" in out
+    assert "calibration_backbone: alexnet-random-test.pth" in out and "pairs: 86" in out
     tables = dict(line.split(" = ") for line in out.splitlines() if " = " in line)
     for name in ("PIXEL_CALIBRATION", "IMAGE_CALIBRATION"):
         xs, ys = zip(*ast.literal_eval(tables[name]))
         assert xs[0] == ys[0] == 0.0 and list(xs) == sorted(xs)
+    assert len(out.split("heldout_stop_update_standin: ")[1].split()[0]) > 0  # the held-out photo ran
