@@ -10,15 +10,14 @@ from tests.fixtures.build_aligntok import tiny_config
 from tests.unit.ddp_helpers import aligntok_rank, run_processes
 
 
-def key_bias(name: str) -> bool:
-    """Attention key biases: softmax ignores them, so their true gradient is 0 and AdamW turns
-    the round-off left in it (which differs with the summation order) into lr-sized steps."""
-    return name.endswith(("to_k.bias", "attention.key.bias"))
-
-
 def differing(a: dict, b: dict, atol: float) -> list:
     """The keys where a and b differ by more than atol."""
     return [k for k in a if not torch.allclose(a[k], b[k], atol=atol, rtol=0)]
+
+
+def fraction_differing(a: dict, b: dict, atol: float) -> float:
+    """The fraction of all elements where a and b differ by more than atol."""
+    return sum(int(((a[k] - b[k]).abs() > atol).sum()) for k in a) / sum(a[k].numel() for k in a)
 
 
 def test_two_processes_train_one_model_on_the_union_of_their_batches(tmp_path, one_thread):
@@ -38,10 +37,11 @@ def test_two_processes_train_one_model_on_the_union_of_their_batches(tmp_path, o
 
     assert differing(ranks[0]["model"], ranks[1]["model"], atol=0) == []
     assert differing(ranks[0]["disc"], ranks[1]["disc"], atol=0) == []
-    # AdamW steps every weight by ~lr whatever its gradient's size, so round-off on near-zero
-    # gradients can move a few elements by a fraction of lr; 2 steps on one rank's half alone
-    # move them by ~lr (1e-3)
-    assert [k for k in differing(ranks[0]["model"], single.state_dict(), atol=1e-4) if not key_bias(k)] == []
-    assert differing(ranks[0]["disc"], single.discriminator_state, atol=1e-4) == []
+    # AdamW steps every weight by ~lr whatever its gradient's size, so round-off on near-zero gradients
+    # (attention key biases, whose true gradient is 0; a stray discriminator element) moves a few elements
+    # by a fraction of lr: 31 of 850,000 here. Training on one rank's half alone, without the all-reduce,
+    # moves 84 % of the model's elements and 99 % of the discriminator's by more than 1e-4.
+    assert fraction_differing(ranks[0]["model"], single.state_dict(), atol=1e-4) < 1e-3
+    assert fraction_differing(ranks[0]["disc"], single.discriminator_state, atol=1e-4) < 1e-3
     moved = torch.load(tmp_path / "start.pt", weights_only=True)
     assert differing(moved, single.state_dict(), atol=1e-4) != []  # the step did change the weights
