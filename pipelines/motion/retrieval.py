@@ -138,10 +138,12 @@ class MotionIndex:
 
 def _band(query_len: int, lengths: np.ndarray, window: int) -> int:
     """The widest |i - j| any exact DTW may pair: dtaidistance's band is the window plus the
-    length difference (the window itself is widened to the batch's largest difference + 1)."""
+    length difference (the window itself is widened to the batch's largest difference + 1);
+    without a window, the longer series' last index."""
+    if not window:
+        return max(query_len, int(lengths.max())) - 1
     widest = int(np.abs(lengths - query_len).max())
-    w = max(window, widest + 1) if window else max(query_len, int(lengths.max()))
-    return widest + w - 1
+    return widest + max(window, widest + 1) - 1
 
 
 def _block_boxes(series: list) -> tuple:

@@ -311,6 +311,23 @@ def test_repeated_timestamps_do_not_set_the_unit():
     assert time_seconds(values)[-1] == pytest.approx(20 * 99 / 1e3)
 
 
+def test_a_mixed_time_column_is_read_as_the_kind_most_cells_are():
+    from pipelines.motion.imu import time_seconds
+
+    dates = ["2019-03-06T13:41:47Z", "2019-03-06T13:41:48Z", "2019-03-06T13:41:49Z"]
+    t = time_seconds(dates + ["5", "6"])  # 3 date-times, 2 numbers: date-times
+    assert t[2] - t[0] == 2.0 and np.isnan(t[3:]).all()
+    t = time_seconds(dates[:2] + ["5.00", "5.01", "5.02"])  # 2 date-times, 3 numbers (s at 100 Hz): numbers
+    assert np.isnan(t[:2]).all() and list(t[2:]) == [5.0, 5.01, 5.02]
+
+
+def test_an_unreadable_time_column_names_its_first_cell():
+    from pipelines.motion.imu import time_seconds
+
+    with pytest.raises(InputError, match="first: 'noon'"):
+        time_seconds(["noon", "later"])
+
+
 def test_a_quaternion_need_not_be_unit_length():
     from pipelines.motion.imu import _rotation_from_quaternion
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import pipelines.motion.retrieval as retrieval
+from pipelines.common import InputError
 from pipelines.motion.retrieval import MotionIndex, dtw_retrieve
 from pipelines.motion.trajectory import Trajectory
 
@@ -220,6 +221,24 @@ def test_lower_bound_box_reaches_the_band_edge(hand_features):
     assert bound[0] == pytest.approx(np.sqrt(10.0), abs=1e-6)
 
 
+@pytest.mark.parametrize("query_len, lengths, window", [
+    (20, [20], 3), (20, [24], 1), (20, [17, 23], 2), (20, [24], 6), (30, [30, 26], 0), (12, [15], 0)])
+def test_band_is_the_widest_pairing_dtaidistance_allows(query_len, lengths, window):
+    """The band the lower bound assumes against dtaidistance's own cost matrix, run with the window the
+    exact DTW passes it: the widest |i - j| among its finite cells, over the batch's series."""
+    from dtaidistance import dtw_ndim
+
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(query_len, 2))
+    w = max(window, max(abs(m - query_len) for m in lengths) + 1) if window else None
+    widest = 0
+    for m in lengths:
+        _, cells = dtw_ndim.warping_paths(q, rng.normal(size=(m, 2)), window=w)
+        i, j = np.nonzero(np.isfinite(cells[1:, 1:]))
+        widest = max(widest, int(np.abs(i - j).max()))
+    assert retrieval._band(query_len, np.array(lengths), window) == widest
+
+
 def test_lower_bounds_never_exceed_the_distance():
     from pipelines.motion.synthetic import motion_trajectory, noisy_query
 
@@ -278,3 +297,41 @@ def test_pruning_stops_once_no_bound_can_enter_the_top_k(hand_features):
     assert 0 < index.computed <= 300  # not one far motion computed
     assert [m.index for m in best] == _brute_force(index, query, 5) == [0, 1, 2, 3, 4]
     assert best[0].distance == pytest.approx(np.sqrt(40) * 2 * np.sin(0.01), rel=1e-6)
+
+
+def test_pruning_compares_a_batch_with_the_kth_best_not_a_better_one(hand_features):
+    # The first batch holds BATCH - 4 decoys (bound 0.001, DTW 1.87) and 4 near ramps (0.001..0.004 rad
+    # off, DTW <= 0.03); the second batch's only clip is 0.1 rad off (bound 0.10, DTW 0.16). After the
+    # first batch the 5th best is a decoy, above 0.10, so the second batch must be computed, though its
+    # bound is above the 4th best.
+    near = [_ramp(offset=o) for o in (1e-3, 2e-3, 3e-3, 4e-3)]
+    clips = [_ramp(zigzag=0.3) for _ in range(retrieval.BATCH - 4)] + near + [_ramp(offset=0.1)]
+    index = MotionIndex(clips, [str(i) for i in range(len(clips))])
+    best = dtw_retrieve(_ramp(), index, k=5)
+    assert [m.index for m in best] == _brute_force(index, _ramp(), 5) == list(range(retrieval.BATCH - 4, len(clips)))
+
+
+def test_no_window_is_unconstrained_dtw(hand_features):
+    # window_fraction 0: dtaidistance's DTW without a window, which may pair a 10-sample delay that
+    # the 15 % window (6 of 40 samples) cannot
+    from dtaidistance import dtw_ndim
+
+    angle = np.concatenate([np.zeros(15), np.linspace(0, 1.5, 10), np.full(15, 1.5)])
+    late = np.concatenate([np.zeros(25), np.linspace(0, 1.5, 10), np.full(5, 1.5)])
+    yaw = lambda a: np.stack([np.cos(a), np.sin(a)], 1)  # noqa: E731
+    index = MotionIndex([HandFeatures(yaw(late), _const([0, 0], 40))], ["late"])
+    query = HandFeatures(yaw(angle), _const([0, 0], 40))
+    free = dtw_retrieve(query, index, k=1, window_fraction=0)[0]
+    assert free.distance == pytest.approx(dtw_ndim.distance(yaw(angle), yaw(late)), rel=1e-9)
+    banded = dtw_retrieve(query, index, k=1)[0]
+    assert banded.distance == pytest.approx(dtw_ndim.distance(yaw(angle), yaw(late), window=6), rel=1e-9)
+    assert free.distance < banded.distance
+
+
+def test_a_query_of_one_second_is_enough():
+    trajs = [Trajectory(np.zeros(30), np.zeros((30, 2)), 10.0)]
+    index = MotionIndex(trajs, ["still"])
+    assert dtw_retrieve(Trajectory(np.zeros(10), np.zeros((10, 2)), 10.0), index)[0].name == "still"  # 1.0 s
+    assert dtw_retrieve(Trajectory(np.zeros(15), np.zeros((15, 2)), 10.0), index)[0].name == "still"  # 1.5 s
+    with pytest.raises(InputError, match="lasts 0.90 s; at least 1 s"):
+        dtw_retrieve(Trajectory(np.zeros(9), np.zeros((9, 2)), 10.0), index)
