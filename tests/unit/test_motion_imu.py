@@ -346,3 +346,54 @@ def test_quaternions_against_scipy():
     q = np.random.default_rng(3).normal(size=(6, 4)) * 2.0  # w, x, y, z; of any length
     expected = Rotation.from_quat(q[:, [1, 2, 3, 0]]).as_matrix()  # scipy orders x, y, z, w
     assert np.allclose(_rotation_from_quaternion(*q.T), expected, atol=1e-12)
+
+
+def _still_rows(seconds, rate=50.0, header="time,yaw,ax,ay,az", az=0.0):
+    n = int(round(seconds * rate)) + 1  # samples at 0 .. seconds inclusive
+    return [header] + [f"{i / rate},0.1,0,0,{az}" for i in range(n)]
+
+
+def test_one_second_is_the_shortest_recording():
+    traj, _ = imu_to_trajectory("\n".join(_still_rows(1.0)), fps=30)  # last sample at exactly 1.0 s
+    assert len(traj) == 31  # frames at 0, 1/30, .., 30/30 s
+    with pytest.raises(InputError, match=r"too short \(50 samples, 0.98 s\); record at least 1 s"):
+        imu_to_trajectory("\n".join(_still_rows(0.98)), fps=30)
+    with pytest.raises(InputError, match=r"too short \(3 samples"):
+        imu_to_trajectory("\n".join(["time,yaw,ax,ay,az", "0,0,0,0,0", "1,0,0,0,0", "2,0,0,0,0"]), fps=30)
+    four = imu_to_trajectory("\n".join(["time,yaw,ax,ay,az"] + [f"{i * 0.4},0,0,0,0" for i in range(4)]), fps=10)[0]
+    assert len(four) == 13  # 4 samples over 1.2 s are enough: frames 0 .. 1.2 s at 10 fps
+
+
+def test_output_frames_run_from_zero_to_the_last_sample():
+    for seconds, fps, frames in ((2.0, 30, 61), (2.0, 25, 51), (2.03, 30, 61), (2.04, 30, 62)):
+        traj, _ = imu_to_trajectory("\n".join(_still_rows(seconds, rate=100.0)), fps=fps)
+        assert (len(traj), traj.fps) == (frames, fps), (seconds, fps)
+    # a steady turn at 0.5 rad/s, read at every frame's time
+    rows = ["time,yaw,ax,ay,az"] + [f"{i / 100},{0.5 * i / 100},0,0,0" for i in range(201)]
+    traj, _ = imu_to_trajectory("\n".join(rows), fps=25)
+    assert np.allclose(np.abs(traj.yaw), 0.5 * np.arange(51) / 25, atol=1e-9)
+
+
+def test_a_recording_that_never_moves_stands_still_throughout():
+    traj, _ = imu_to_trajectory("\n".join(_still_rows(3.0)), fps=30)
+    assert traj.still_s == pytest.approx(3.0 + 1 / 50.0)  # every sample, 151 at 50 Hz
+    assert np.abs(traj.translation).max() == 0.0 and np.abs(traj.yaw).max() == 0.0
+
+
+def test_acceleration_in_g_when_asked():
+    push = lambda i: 1.0 if 100 <= i < 150 else -1.0 if 150 <= i < 200 else 0.0  # noqa: E731 (a step forward)
+    rows = ["time,yaw,ax,ay,az"] + [f"{i / 100},0,{push(i)},0,0" for i in range(400)]
+    in_g, notes = imu_to_trajectory("\n".join(rows), fps=30, acceleration_unit="g")
+    in_ms2, plain = imu_to_trajectory("\n".join(rows), fps=30)
+    assert "acceleration read as g" in notes and "acceleration read as g" not in plain
+    # a 0.25 m step in m/s^2 is 9.81 times as long in g (the still detection's edges move a little with the
+    # amplitude, hence 1 %)
+    assert in_ms2.translation[-1, 0] == pytest.approx(0.25, abs=0.01)
+    assert in_g.translation[-1, 0] == pytest.approx(9.80665 * in_ms2.translation[-1, 0], rel=0.01)
+
+
+def test_coremotion_notes_say_what_was_converted():
+    rows = ["loggingTime,motionYaw,motionPitch,motionRoll,motionUserAccelerationX,motionUserAccelerationY,"
+            "motionUserAccelerationZ"] + [f"{i / 50},0.1,0,0,0,0,0" for i in range(150)]
+    _, notes = imu_to_trajectory("\n".join(rows), fps=30)
+    assert notes[:2] == ["acceleration sign flipped (iOS inertial-force convention)", "acceleration read as g"]
