@@ -397,3 +397,23 @@ def test_coremotion_notes_say_what_was_converted():
             "motionUserAccelerationZ"] + [f"{i / 50},0.1,0,0,0,0,0" for i in range(150)]
     _, notes = imu_to_trajectory("\n".join(rows), fps=30)
     assert notes[:2] == ["acceleration sign flipped (iOS inertial-force convention)", "acceleration read as g"]
+
+
+def test_translation_is_a_3_hz_butterworth_both_ways_then_two_trapezoid_integrals():
+    from scipy.integrate import cumulative_trapezoid
+    from scipy.signal import butter, filtfilt
+
+    from pipelines.motion.imu import integrate_translation
+
+    def expected(acc, rate, filtered=True):
+        if filtered:
+            acc = filtfilt(*butter(2, 3.0 / (rate / 2)), acc, axis=0)
+        vel = cumulative_trapezoid(acc, dx=1 / rate, axis=0, initial=0)
+        return cumulative_trapezoid(vel, dx=1 / rate, axis=0, initial=0)
+
+    acc = np.random.default_rng(4).normal(size=(300, 2))
+    for rate in (100.0, 30.0):
+        assert np.allclose(integrate_translation(acc, rate), expected(acc, rate), rtol=0, atol=1e-12)
+    # from 13 samples on (more than filtfilt's padding needs) the acceleration is filtered; 12 are integrated as read
+    assert np.allclose(integrate_translation(acc[:13], 100.0), expected(acc[:13], 100.0), rtol=0, atol=1e-12)
+    assert np.allclose(integrate_translation(acc[:12], 100.0), expected(acc[:12], 100.0, False), rtol=0, atol=1e-12)
