@@ -417,3 +417,38 @@ def test_translation_is_a_3_hz_butterworth_both_ways_then_two_trapezoid_integral
     # from 13 samples on (more than filtfilt's padding needs) the acceleration is filtered; 12 are integrated as read
     assert np.allclose(integrate_translation(acc[:13], 100.0), expected(acc[:13], 100.0), rtol=0, atol=1e-12)
     assert np.allclose(integrate_translation(acc[:12], 100.0), expected(acc[:12], 100.0, False), rtol=0, atol=1e-12)
+
+
+def test_euler_angles_against_scipy():
+    from scipy.spatial.transform import Rotation
+
+    from pipelines.motion.imu import _rotation_from_euler
+
+    yaw, pitch, roll = np.random.default_rng(6).uniform(-np.pi, np.pi, size=(3, 5))
+    # intrinsic Z (yaw), then X (pitch), then Y (roll): R = Rz Rx Ry
+    expected = Rotation.from_euler("ZXY", np.stack([yaw, pitch, roll], 1)).as_matrix()
+    assert np.allclose(_rotation_from_euler(yaw, pitch, roll), expected, atol=1e-12)
+
+
+def test_angle_units_explicit_and_by_range():
+    turn = [f"{i / 50},{h},0,0,0" for i, h in enumerate(np.linspace(0, 9, 151))]  # 0 -> 9 over 3 s
+    as_degrees, notes = imu_to_trajectory("\n".join(["time,yaw,ax,ay,az"] + turn), fps=30)
+    assert "angles read as degrees" in notes  # 9 is beyond a turn in radians (2 pi + 0.1)
+    assert np.abs(as_degrees.yaw[-1]) == pytest.approx(np.radians(9), abs=1e-6)
+    small = [f"{i / 50},{h},0,0,0" for i, h in enumerate(np.linspace(0, 3, 151))]
+    as_radians, notes = imu_to_trajectory("\n".join(["time,yaw,ax,ay,az"] + small), fps=30)
+    assert "angles read as degrees" not in notes and np.abs(as_radians.yaw[-1]) == pytest.approx(3.0, abs=1e-6)
+    told, notes = imu_to_trajectory("\n".join(["time,yaw,ax,ay,az"] + small), fps=30, angle_unit="degrees")
+    assert "angles read as degrees" in notes and np.abs(told.yaw[-1]) == pytest.approx(np.radians(3), abs=1e-6)
+
+
+def test_a_recording_without_acceleration_columns_is_refused():
+    with pytest.raises(InputError, match="IMU CSV"):
+        imu_to_trajectory("\n".join(["time,yaw"] + [f"{i / 50},0.1" for i in range(100)]))
+
+
+def test_a_short_last_row_is_dropped_not_a_crash():
+    rows = ["time,yaw,ax,ay,az"] + [f"{i / 50},0.1,0,0,0" for i in range(100)] + ["2.0,0.1"]
+    traj, notes = imu_to_trajectory("\n".join(rows), fps=25)
+    assert "dropped 1 row(s) with missing or non-numeric values" in notes
+    assert len(traj) == 50  # up to the last full row, at 1.98 s
