@@ -18,8 +18,8 @@ keyframes and near-identical pairs for 1e-3 and 1e-2, target-vs-keyframe and nea
 and 0.2. A level is left out when no pair lies between it and the level below (the same pairs are below both).
 Synthetic near-target canvases (faded towards white, blurred) are not used: the two distances disagree on
 them by construction (a 30 % fade is LPIPS ~0.07 but stand-in ~0.27, a σ = 1 blur the other way round), and
-the loop's canvases approach the target region by region, not so. The printed tables go into ``pipelines/inverse_painting/difference.py`` (PIXEL_CALIBRATION /
-IMAGE_CALIBRATION).
+the loop's canvases approach the target region by region, not so. The printed tables go into
+``pipelines/inverse_painting/difference.py`` (PIXEL_CALIBRATION / IMAGE_CALIBRATION).
 
 Held out: three other photos (skimage's rocket, stereo_motorcycle's left view, immunohistochemistry), each
 painted over LPIPS difference masks for 20 updates. On those keyframes the loop's stopping rule
