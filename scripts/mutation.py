@@ -51,7 +51,8 @@ GROUPS = {
     # enable_multi_reference, spatial_self_attention_names: which ComfyUI/diffusers hooks get the patch).
     "multiref": group(["pipelines/multiref/attention.py", "pipelines/multiref/fusion.py",
                        "pipelines/multiref/comfy_patch.py", "pipelines/multiref/diffusers_processor.py"],
-                      ["tests/unit/test_multiref*.py"], "not patches_only_spatial_self_attention",
+                      ["tests/unit/test_multiref.py", "tests/unit/test_multiref_fusion.py"],
+                      "not patches_only_spatial_self_attention",
                       scope=[f"{MULTIREF}.attention.x_{f}_*" for f in ("_attend", "check_frames", "thesis_context",
                                                                        "multi_reference_attention")]
                       + [f"{MULTIREF}.fusion.*", f"{MULTIREF}.comfy_patch.x__is_spatial_*",
