@@ -23,6 +23,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.rounds import alternating, fastest_ratio  # noqa: E402
 CHUNKS = (8, 2)
 ROUNDS = 7
 
@@ -60,15 +62,13 @@ def interleaved_times(height: int, width: int, frames: int) -> list:
     timed_decode(pipe, latents, CHUNKS[0])
     rounds = []
     for r in range(ROUNDS):
-        order = CHUNKS if r % 2 == 0 else CHUNKS[::-1]
-        rounds.append({chunk: timed_decode(pipe, latents, chunk) for chunk in order})
+        rounds.append({chunk: timed_decode(pipe, latents, chunk) for chunk in alternating(CHUNKS, r)})
     return rounds
 
 
 def time_ratio(rounds: list) -> tuple:
     """(fastest chunk-2 time / fastest chunk-8 time, each round's chunk-2 / chunk-8 ratio)."""
-    per_round = [r[2] / r[8] for r in rounds]
-    return min(r[2] for r in rounds) / min(r[8] for r in rounds), per_round
+    return fastest_ratio(rounds, 2, 8)
 
 
 def main():

@@ -23,6 +23,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.rounds import alternating, fastest_ratio  # noqa: E402
 VARIANTS = {"full": 0, "lora": 8}
 
 
@@ -73,8 +75,7 @@ def run_variant(name: str, args) -> dict:
 
 def step_ratio(rounds: list) -> tuple:
     """(fastest LoRA step / fastest full step over all rounds, each round's LoRA / full step ratio)."""
-    per_round = [r["lora"]["step_s"] / r["full"]["step_s"] for r in rounds]
-    return min(r["lora"]["step_s"] for r in rounds) / min(r["full"]["step_s"] for r in rounds), per_round
+    return fastest_ratio([{k: v["step_s"] for k, v in r.items()} for r in rounds], "lora", "full")
 
 
 def main():
@@ -92,8 +93,7 @@ def main():
         parser.error("--rounds must be >= 7 and --steps >= 3")
     rounds = []
     for r in range(args.rounds):
-        order = list(VARIANTS) if r % 2 == 0 else list(VARIANTS)[::-1]
-        rounds.append({name: run_variant(name, args) for name in order})
+        rounds.append({name: run_variant(name, args) for name in alternating(VARIANTS, r)})
     ratio, per_round = step_ratio(rounds)
     peak_mb = {name: min(r[name]["mb"] for r in rounds) for name in VARIANTS}
     print(f"augment_ms_per_image: {augment_ms():.2f}")

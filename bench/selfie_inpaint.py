@@ -25,6 +25,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.rounds import alternating, fastest_ratio  # noqa: E402
+
 
 def build(latent: int):
     from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
@@ -75,9 +77,7 @@ def blend_op_ms(scheduler, latent: int, repeats: int = 200) -> float:
 def step_ratios(rounds: list) -> tuple:
     """(headline, per-round ratios) from rounds of {variant: [step seconds]}: the fastest "ours" step over
     all rounds / the fastest "reference" step, and per round its own fastest steps' ratio."""
-    per_round = [min(r["ours"]) / min(r["reference"]) for r in rounds]
-    best = min(min(r["ours"]) for r in rounds) / min(min(r["reference"]) for r in rounds)
-    return best, per_round
+    return fastest_ratio([{k: min(v) for k, v in r.items()} for r in rounds], "ours", "reference")
 
 
 def main():
@@ -117,8 +117,7 @@ def main():
     runs = {"ours": run_ours, "reference": run_reference}
     rounds = []
     for r in range(args.rounds):
-        order = ["ours", "reference"] if r % 2 == 0 else ["reference", "ours"]
-        rounds.append({name: step_intervals(runs[name]) for name in order})
+        rounds.append({name: step_intervals(runs[name]) for name in alternating(runs, r)})
     intervals = {k: [x for r in rounds for x in r[k]] for k in runs}
     median = {k: statistics.median(v) for k, v in intervals.items()}
     best, per_round = step_ratios(rounds)
